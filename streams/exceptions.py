@@ -1,0 +1,21 @@
+"""Errors raised by the citygrid runtime (settings, topics, brokers)."""
+
+from __future__ import annotations
+
+__all__ = ["BrokerError", "CitygridError", "SettingsError", "TopicError"]
+
+
+class CitygridError(Exception):
+    """Base class of every error citygrid raises on purpose."""
+
+
+class SettingsError(CitygridError):
+    """An environment variable holds a value citygrid cannot use."""
+
+
+class TopicError(CitygridError):
+    """A topic could not be created, or exists with a configuration that contradicts the catalogue."""
+
+
+class BrokerError(CitygridError):
+    """A local broker (tansu or Apache Kafka) could not be fetched, started or reached."""
