@@ -1,0 +1,30 @@
+"""The one place citygrid touches orjson: ``dumps`` returns bytes, ``loads`` takes bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["JSONDecodeError", "dumps", "dumps_pretty", "loads"]
+
+JSONDecodeError = orjson.JSONDecodeError
+
+# Sorted keys make equal values encode to equal bytes, which keeps compacted topics and
+# committed JSON Schema files stable.
+_OPTIONS = orjson.OPT_SORT_KEYS
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` as compact UTF-8 JSON with sorted keys."""
+    return orjson.dumps(value, option=_OPTIONS)
+
+
+def dumps_pretty(value: Any) -> bytes:
+    """Encode ``value`` indented by two spaces, with a trailing newline, for committed files."""
+    return orjson.dumps(value, option=_OPTIONS | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Decode JSON; raises :data:`JSONDecodeError` on anything that is not strict JSON."""
+    return orjson.loads(data)
