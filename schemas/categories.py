@@ -54,8 +54,9 @@ class Category:
     name_en: str
     default_severity: Severity
     time_limit_minutes: int
-    merge_window_minutes: int
     sensor: SensorRule | None = None
+    merge_window_minutes: int | None = None
+    """This category's merge window; None means the default (``CITYGRID_MERGE_WINDOW``)."""
 
 
 def _parse(row: dict[str, object]) -> Category:
@@ -73,6 +74,7 @@ def _parse(row: dict[str, object]) -> Category:
             one_reading=bool(sensor["one_reading"]),
         )
     code = str(row["code"])
+    window = row.get("merge_window_minutes")
     if len(code) != 4 or not code.isascii() or not code.isdigit():  # noqa: PLR2004 - MMNN
         raise ValueError(f"category code must be four digits MMNN, got {code!r}")
     return Category(
@@ -82,8 +84,8 @@ def _parse(row: dict[str, object]) -> Category:
         name_en=str(row["name_en"]),
         default_severity=Severity(str(row["default_severity"])),
         time_limit_minutes=int(str(row["time_limit_minutes"])),
-        merge_window_minutes=int(str(row["merge_window_minutes"])),
         sensor=rule,
+        merge_window_minutes=None if window is None else int(str(window)),
     )
 
 

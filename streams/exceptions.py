@@ -14,7 +14,7 @@ class SettingsError(CitygridError):
 
 
 class TopicError(CitygridError):
-    """A topic could not be created, or exists with a configuration that contradicts the catalogue."""
+    """A topic could not be created, or the cluster could not be asked about its topics."""
 
 
 class BrokerError(CitygridError):

@@ -1,0 +1,73 @@
+# citygrid developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The broker the tests start: tansu (embedded), apache (Kafka from Maven Central), or host:port.
+CITYGRID_TEST_BROKER ?= tansu
+export CITYGRID_TEST_BROKER
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "citygrid needs $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install citygrid with its dev tools
+
+.PHONY: demo
+demo: $(STAMP) ## Run the demo: embedded broker, topics, worker, simulated terminals (Ctrl-C stops)
+	$(BIN)/citygrid demo
+
+.PHONY: test
+test: $(STAMP) ## Run every test: unit, then integration and e2e on a real broker (CITYGRID_TEST_BROKER)
+	$(BIN)/python -m pytest tests
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Run the unit tests only (no broker)
+	$(BIN)/python -m pytest tests/unit -q
+
+.PHONY: test-integration
+test-integration: $(STAMP) ## Run the broker tests only
+	$(BIN)/python -m pytest tests/integration tests/e2e
+
+.PHONY: test-apache
+test-apache: $(STAMP) ## Run the broker tests against Apache Kafka 4 (KRaft, jars from Maven Central)
+	CITYGRID_TEST_BROKER=apache $(BIN)/python -m pytest tests/integration tests/e2e
+
+.PHONY: lint
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: types
+types: $(STAMP) ## mypy, strict
+	$(BIN)/mypy
+
+.PHONY: check
+check: lint types test-unit ## Lint, types and unit tests
+
+.PHONY: schemas
+schemas: $(STAMP) ## Regenerate schemas/json/*.schema.json from the code
+	$(BIN)/python -m schemas.generate
+
+.PHONY: bench-codec
+bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loads as reference
+	$(BIN)/python bench/codec.py
+
+.PHONY: broker
+broker: $(STAMP) ## Start a local broker in the foreground (KIND=tansu|apache)
+	$(BIN)/citygrid broker start --kind $(or $(KIND),tansu)
+
+.PHONY: clean
+clean: ## Remove the virtualenv, caches and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

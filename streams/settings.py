@@ -1,0 +1,192 @@
+"""citygrid's settings: one frozen object, read from ``CITYGRID_*`` environment variables here only.
+
+Each field's docstring names its variable; the README's settings table lists the same, and a test
+keeps the two in step. Durations accept plain seconds or a suffix: ``90``, ``30m``, ``7d``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from schemas.codec import DEFAULT_MAX_MESSAGE_BYTES
+from streams.exceptions import SettingsError
+
+__all__ = ["ENV_PREFIX", "SaslMechanism", "SecurityProtocol", "Settings", "parse_duration"]
+
+ENV_PREFIX = "CITYGRID_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``"90"``, ``"90s"``, ``"30m"``, ``"2h"`` or ``"7d"``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use seconds, or 30m, 2h, 7d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything an operator can set. Field ``x`` is read from ``CITYGRID_X``."""
+
+    broker_url: str = _setting(
+        "kafka://127.0.0.1:9092",
+        "Kafka bootstrap servers, comma-separated, as `kafka://host:port`.",
+    )
+    security_protocol: SecurityProtocol = _setting(
+        "PLAINTEXT", "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."
+    )
+    sasl_mechanism: SaslMechanism = _setting(
+        "SCRAM-SHA-512", "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with SASL_*)."
+    )
+    sasl_username: str = _setting("", "SASL user name.")
+    sasl_password: str = _setting("", "SASL password; never logged.", secret=True)
+    ssl_cafile: str = _setting("", "CA bundle to verify the brokers (with SSL and SASL_SSL).")
+    ssl_certfile: str = _setting("", "Client certificate for mutual TLS.")
+    ssl_keyfile: str = _setting("", "Client private key for mutual TLS.")
+    app_id: str = _setting(
+        "citygrid",
+        "Faust application id: the consumer group and the prefix of internal topics.",
+    )
+    topic_prefix: str = _setting(
+        "",
+        "Prepended to every contract topic name (`dev.` gives `dev.city.events.fire`). Empty in "
+        "production; tests use it to keep runs apart on one broker.",
+    )
+    partitions: int = _setting(
+        8, "Partitions of the topics citygrid creates; the ceiling on parallel workers."
+    )
+    replication_factor: int = _setting(
+        1, "Replicas of the topics citygrid creates (3 on a production cluster)."
+    )
+    web_host: str = _setting("127.0.0.1", "Address the worker's HTTP server binds.")
+    web_port: int = _setting(6066, "Port of the worker's HTTP server (`/metrics`, `/health`).")
+    session_timeout: float = _setting(
+        10.0,
+        "How long the group waits for a silent worker before moving its partitions. tansu "
+        "holds every group join for half of it, so it also sets how fast a worker starts there.",
+    )
+    store: str = _setting(
+        "rocksdb://",
+        "Faust table store: `rocksdb://` for workers, `memory://` for tests and throwaway runs.",
+    )
+    data_dir: Path = _setting(
+        Path("var/citygrid"), "Directory for the worker's table store and local state."
+    )
+    merge_window: float = _setting(
+        1800.0,
+        "How long after a task's first report same-place reports merge into it (default 30m); "
+        "a category's `merge_window_minutes` in the category table overrides it.",
+    )
+    rebound_horizon: float = _setting(
+        7 * 86400.0,
+        "How long after a close a same-place report counts as a rebound (default 7d).",
+    )
+    max_message_bytes: int = _setting(
+        DEFAULT_MAX_MESSAGE_BYTES,
+        "Input messages larger than this are dead-lettered as `too_large` without parsing.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be at least 1, got {self.partitions}")
+        if self.replication_factor < 1:
+            raise SettingsError(
+                f"{ENV_PREFIX}REPLICATION_FACTOR must be at least 1, got {self.replication_factor}"
+            )
+        if not 0 < self.web_port < 65536:  # noqa: PLR2004 - TCP port range
+            raise SettingsError(f"{ENV_PREFIX}WEB_PORT must be a TCP port, got {self.web_port}")
+        if self.topic_prefix and not re.fullmatch(r"[a-z0-9][a-z0-9.-]*\.", self.topic_prefix):
+            raise SettingsError(
+                f"{ENV_PREFIX}TOPIC_PREFIX must be lowercase, dot-separated and end with a dot "
+                f"(like 'dev.'), got {self.topic_prefix!r}"
+            )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,host:port`` for plain Kafka clients (aiokafka, kcat)."""
+        return ",".join(
+            part.strip().removeprefix("kafka://") for part in self.broker_url.split(",")
+        )
+
+    @classmethod
+    def env_var(cls, name: str) -> str:
+        """The environment variable of field ``name``."""
+        return ENV_PREFIX + name.upper()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every ``CITYGRID_*`` variable; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(cls.env_var(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, f.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """``(variable, default, description)`` for every setting, for the README table."""
+        rows = []
+        for f in fields(cls):
+            default = "" if f.default is MISSING else f.default
+            rows.append((cls.env_var(f.name), _show(f.name, default), f.metadata["doc"]))
+        return rows
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked, safe to log."""
+        return {
+            f.name: (
+                "***" if f.metadata["secret"] and getattr(self, f.name) else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
+
+
+def _convert(name: str, annotation: Any, raw: str) -> Any:
+    var = Settings.env_var(name)
+    try:
+        if annotation in ("int", int):
+            return int(raw)
+        if annotation in ("float", float):
+            return parse_duration(raw)
+        if annotation in ("Path", Path):
+            return Path(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}={raw!r}: {exc}") from None
+    choices = _literal_choices(annotation)
+    if choices and raw not in choices:
+        raise SettingsError(f"{var}={raw!r}: must be one of {', '.join(choices)}")
+    return raw
+
+
+def _literal_choices(annotation: Any) -> tuple[str, ...]:
+    named = {
+        "SecurityProtocol": SecurityProtocol,
+        "SaslMechanism": SaslMechanism,
+    }
+    target = named.get(annotation, annotation) if isinstance(annotation, str) else annotation
+    return tuple(str(a) for a in get_args(target))
+
+
+def _show(name: str, default: Any) -> str:
+    if name in ("merge_window", "rebound_horizon", "session_timeout"):
+        return f"{int(default)}"
+    return str(default)

@@ -1,0 +1,147 @@
+"""Ingest through a real broker and a real worker process: valid events are accepted and counted,
+everything else lands in the DLQ byte for byte, with the contract's headers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.enums import RejectReason
+from schemas.json import dumps
+from streams.settings import Settings
+from streams.topics import create_topics
+from tests.factories import event_bytes, event_dict
+from tests.harness import WorkerProcess, consume, produce, run, sample
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """Topics under a prefix of their own and one worker, shared by this module's tests."""
+    prefix = f"t{int(time.time() * 1000) % 10**8}."
+    settings = Settings.from_env(
+        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
+    )
+    run(create_topics(settings))
+    worker = WorkerProcess(
+        {
+            "CITYGRID_BROKER_URL": settings.broker_url,
+            "CITYGRID_TOPIC_PREFIX": prefix,
+            "CITYGRID_APP_ID": f"{prefix}citygrid",
+        },
+        tmp_path_factory.mktemp("worker"),
+    )
+    worker.start()
+    yield settings, worker
+    assert worker.stop() == 0, worker.log_tail()
+
+
+def _metric_eventually(worker: WorkerProcess, name: str, want: float, **labels: str) -> float:
+    deadline = time.monotonic() + 30
+    value = 0.0
+    while time.monotonic() < deadline:
+        value = sample(worker.metrics(), name, **labels)
+        if value >= want:
+            return value
+        time.sleep(0.25)
+    return value
+
+
+def test_valid_event_is_accepted_and_invalid_one_is_dead_lettered_unchanged(
+    deployment: tuple[Settings, WorkerProcess], unique_name: str
+) -> None:
+    settings, worker = deployment
+    bootstrap = settings.bootstrap_servers
+    fire = settings.topic_prefix + "city.events.fire"
+    valid = event_bytes(domain="fire", category="1002", source="camera", device_id=unique_name)
+    # Garbage bytes and a key that is not UTF-8 either: both must come back untouched.
+    invalid_key = b"\x00\xff" + unique_name.encode()
+    invalid = b'{"event_id": "x", "domain": "fire", \xff\xfe'
+
+    placed = run(
+        produce(
+            bootstrap,
+            [(fire, unique_name.encode(), valid), (fire, invalid_key, invalid)],
+        )
+    )
+
+    assert (
+        _metric_eventually(
+            worker, "citygrid_events_accepted_total", 1, domain="fire", source="camera"
+        )
+        == 1
+    )
+    dlq = run(consume(bootstrap, settings.topic_prefix + "city.events.dlq", expect=1))
+    mine = [r for r in dlq if r.key == invalid_key]
+    assert len(mine) == 1, [r.key for r in dlq]
+    record = mine[0]
+    assert record.value == invalid
+    headers = dict(record.headers)
+    assert headers["citygrid.error.reason"] == b"invalid_json"
+    assert headers["citygrid.error.detail"]
+    assert headers["citygrid.error.topic"] == fire.encode()
+    partition, offset = placed[1]
+    assert headers["citygrid.error.partition"] == str(partition).encode()
+    assert headers["citygrid.error.offset"] == str(offset).encode()
+    assert not [r for r in dlq if r.key == unique_name.encode()], "the valid event was refused"
+
+
+def test_every_refused_message_is_counted_and_dead_lettered_with_its_reason(
+    deployment: tuple[Settings, WorkerProcess], unique_name: str
+) -> None:
+    settings, worker = deployment
+    prefix = settings.topic_prefix
+    before = worker.metrics()
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    cases: list[tuple[str, bytes, RejectReason]] = [
+        ("sanitation", b"[1, 2", RejectReason.INVALID_JSON),
+        (
+            "sanitation",
+            dumps({**event_dict(domain="sanitation"), "location": {}}),
+            RejectReason.SCHEMA,
+        ),
+        ("environment", event_bytes(domain="fire"), RejectReason.DOMAIN_MISMATCH),
+        (
+            "citymgmt",
+            event_bytes(domain="citymgmt", category="4999"),
+            RejectReason.UNKNOWN_CATEGORY,
+        ),
+        (
+            "citymgmt",
+            event_bytes(domain="citymgmt", occurred_at=future),
+            RejectReason.FUTURE_TIMESTAMP,
+        ),
+        ("fire", b"{" + b" " * (settings.max_message_bytes + 1) + b"}", RejectReason.TOO_LARGE),
+    ]
+    valid = [event_bytes(domain="environment", event_id=f"{unique_name}-{i}") for i in range(3)]
+    messages = [
+        (f"{prefix}city.events.{topic}", f"{unique_name}/{i}".encode(), value)
+        for i, (topic, value, _) in enumerate(cases)
+    ] + [(f"{prefix}city.events.environment", unique_name.encode(), v) for v in valid]
+    run(produce(settings.bootstrap_servers, messages))
+
+    consumed_before = sample(before, "citygrid_events_consumed_total")
+    want = consumed_before + len(messages)
+    consumed = _metric_eventually(worker, "citygrid_events_consumed_total", want)
+    after = worker.metrics()
+    assert consumed == want
+    accepted = sample(after, "citygrid_events_accepted_total") - sample(
+        before, "citygrid_events_accepted_total"
+    )
+    rejected = sample(after, "citygrid_events_rejected_total") - sample(
+        before, "citygrid_events_rejected_total"
+    )
+    assert (accepted, rejected) == (len(valid), len(cases))
+
+    dlq = run(
+        consume(settings.bootstrap_servers, f"{prefix}city.events.dlq", expect=len(cases) + 1)
+    )
+    by_key = {r.key: r for r in dlq if r.key and r.key.startswith(unique_name.encode())}
+    for i, (_, value, reason) in enumerate(cases):
+        record = by_key[f"{unique_name}/{i}".encode()]
+        assert dict(record.headers)["citygrid.error.reason"] == reason.value.encode(), i
+        assert record.value == value
