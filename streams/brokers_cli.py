@@ -42,7 +42,7 @@ def broker() -> None:
     type=click.Choice(get_args(BrokerKind)),
     default="tansu",
     show_default=True,
-    help="tansu: in memory, instant. apache: Apache Kafka (KRaft), data in --workdir.",
+    help="tansu: in memory, instant. apache: Apache Kafka (KRaft), data in --state-dir.",
 )
 @click.option(
     "--port",
@@ -52,7 +52,7 @@ def broker() -> None:
     help="Client port on 127.0.0.1; 0 picks a free one.",
 )
 @click.option(
-    "--workdir",
+    "--state-dir",
     type=click.Path(file_okay=False, writable=True, path_type=Path),
     default=None,
     help=(
@@ -67,12 +67,12 @@ def broker() -> None:
     show_default=True,
     help="Seconds to wait for the broker to answer before giving up.",
 )
-def start(kind: BrokerKind, port: int, workdir: Path | None, ready_timeout: float) -> None:
+def start(kind: BrokerKind, port: int, state_dir: Path | None, ready_timeout: float) -> None:
     """Start a broker, print its address, and run until Ctrl-C or SIGTERM, then stop it cleanly.
 
-    Point Faust at it with BROKER_URL=kafka://<address>.
+    Point citygrid at it with CITYGRID_BROKER_URL=kafka://<address>.
     """
-    local = LocalBroker(kind, port=port or None, workdir=workdir, ready_timeout=ready_timeout)
+    local = LocalBroker(kind, port=port or None, workdir=state_dir, ready_timeout=ready_timeout)
     # SIGTERM behaves like Ctrl-C, so that both stop the broker, which runs in a session of its own
     # and would otherwise outlive this command.
     previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
@@ -81,7 +81,7 @@ def start(kind: BrokerKind, port: int, workdir: Path | None, ready_timeout: floa
             click.echo("Starting Apache Kafka (the first run fetches jars)...", err=True)
         running = local.start()
         click.echo(f"{kind} broker ready at {running.bootstrap} (pid {running.pid})")
-        click.echo(f"  BROKER_URL=kafka://{running.bootstrap}")
+        click.echo(f"  CITYGRID_BROKER_URL=kafka://{running.bootstrap}")
         click.echo(f"  log: {running.log_file}")
         click.echo("Press Ctrl-C (or send SIGTERM) to stop it.")
         while (reason := local.exit_reason()) is None:

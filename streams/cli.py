@@ -102,20 +102,20 @@ def simulate(
 @click.option("--rate", default=20.0, show_default=True, help="Simulated messages per second.")
 @click.option("--web-port", default=6066, show_default=True, help="The worker's HTTP port.")
 @click.option(
-    "--workdir",
+    "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("var/demo"),
     show_default=True,
     help="Where logs and the worker's state go.",
 )
-def demo(duration: float | None, rate: float, web_port: int, workdir: Path) -> None:
+def demo(duration: float | None, rate: float, web_port: int, state_dir: Path) -> None:
     """Start the embedded broker (tansu), create the topics, start a worker and simulated
     terminals, and print where to look. Ctrl-C stops everything."""
     from streams.demo import DemoConfig, run_demo  # noqa: PLC0415
 
     try:
         code = run_demo(
-            DemoConfig(workdir=workdir, web_port=web_port, rate=rate, duration=duration),
+            DemoConfig(workdir=state_dir, web_port=web_port, rate=rate, duration=duration),
             say=click.echo,
         )
     except CitygridError as exc:
