@@ -43,7 +43,7 @@ def test_demo_runs_until_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) -> Non
             "50",
             "--state-dir",
             str(tmp_path),
-        ],  # fmt: skip
+        ],
         cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
