@@ -1,5 +1,5 @@
 """citygrid's Faust agents. Importing this package registers every agent on ``streams.app.app``."""
 
-from agents import ingest
+from agents import ingest, merge
 
-__all__ = ["ingest"]
+__all__ = ["ingest", "merge"]

@@ -1,7 +1,8 @@
-"""Ingest: read the four domain topics, validate each event, dead-letter what is refused.
+"""Ingest: read the four domain topics, validate each event, place it, and route it to its slot.
 
-The agent is thin: the codec decides, this module only counts and sends. Every message read ends
-up counted as accepted or dead-lettered (``consumed = accepted + dead-lettered``).
+The agent is thin: the codec decides validity, the road index decides the place. Refused messages
+go to the DLQ; accepted ones go, unchanged, to the one repartition topic keyed by slot (place and
+category), where the merge agent owns their state.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from typing import Any
 from schemas.codec import Rejection, decode_event
 from schemas.enums import Domain
 from schemas.event import Event
+from schemas.json import dumps
 from streams import metrics
-from streams.app import app, dlq_topic, event_topics, settings
+from streams.app import app, dlq_topic, event_topics, placed_topic, registry, settings
 from streams.dlq import dead_letter
+from streams.domain.merge import slot_key
 from streams.topics import domain_of_topic
 
-__all__ = ["ingest"]
+__all__ = ["PLACE_HEADER", "ingest"]
 
 logger = logging.getLogger(__name__)
+
+PLACE_HEADER = "citygrid.place"
 
 
 async def _send_to_dlq(rejection: Rejection, message: Any) -> None:
@@ -45,15 +50,20 @@ async def _send_to_dlq(rejection: Rejection, message: Any) -> None:
     )
 
 
-def _accepted(event: Event, now: datetime) -> None:
-    metrics.EVENTS_CONSUMED.labels(event.domain.value, event.source.value).inc()
-    metrics.EVENTS_ACCEPTED.labels(event.domain.value, event.source.value).inc()
-    metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
+async def _route(event: Event, raw: bytes) -> None:
+    place = registry.index.place_of(event.location)
+    await placed_topic.send(
+        key=slot_key(place.key, event.category).encode(),
+        value=raw,
+        headers=[(PLACE_HEADER, dumps(place._asdict()))],
+    )
 
 
 @app.agent(event_topics, name="citygrid.ingest", concurrency=1)
 async def ingest(stream: Any) -> AsyncIterator[Event | Rejection]:
     """Validate every event on the domain topics; yield what became of each message."""
+    # Placing events against a half-loaded registry would split one road's tasks in two.
+    await registry.ready.wait()
     async for item in stream.events():
         message = item.message
         domain: Domain | None = domain_of_topic(settings, message.topic)
@@ -68,5 +78,6 @@ async def ingest(stream: Any) -> AsyncIterator[Event | Rejection]:
             metrics.EVENTS_REJECTED.labels(result.reason.value).inc()
             await _send_to_dlq(result, message)
         else:
-            _accepted(result, now)
+            metrics.EVENTS_CONSUMED.labels(result.domain.value, result.source.value).inc()
+            await _route(result, item.value)
         yield result

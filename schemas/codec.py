@@ -51,7 +51,7 @@ is under 10 KiB."""
 
 RFC3339_PATTERN: Final = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
-    r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    r"(\.[0-9]{1,9})?([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 _RFC3339 = re.compile(RFC3339_PATTERN)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -133,7 +133,7 @@ def _timestamp(value: Any, name: str) -> datetime:
     """Parse an RFC 3339 timestamp with an offset."""
     if type(value) is not str:
         _fail(f"{name}: must be an RFC 3339 timestamp string, got {_json_type(value)}")
-    if _RFC3339.match(value) is None:
+    if _RFC3339.fullmatch(value) is None:
         _fail(
             f"{name}: must be RFC 3339 with an offset (2026-11-29T09:30:00+08:00), "
             f"got {_preview(value)}"
@@ -157,7 +157,7 @@ def _evidence(value: Any) -> tuple[Evidence, ...]:
         if type(item) is not dict:
             _fail(f"evidence[{i}]: must be an object, got {_json_type(item)}")
         sha = item.get("sha256")
-        if type(sha) is not str or _SHA256.match(sha) is None:
+        if type(sha) is not str or _SHA256.fullmatch(sha) is None:
             _fail(f"evidence[{i}].sha256: must be 64 hex characters")
         media_type = _string(item, "media_type", MEDIA_TYPE_MAX)
         uri = _string(item, "uri", URI_MAX, False)
@@ -224,7 +224,7 @@ def _event(raw: bytes, topic_domain: Domain | None, now: datetime, max_bytes: in
     officer_id = _string(obj, "officer_id", ID_MAX, source is Source.TERMINAL)
 
     code = obj.get("category")
-    if type(code) is not str or _CATEGORY.match(code) is None:
+    if type(code) is not str or _CATEGORY.fullmatch(code) is None:
         _fail(f"category: must be a 4-digit string MMNN, got {_preview(code)}")
     category = CATEGORIES.get(code)
     if category is None:

@@ -8,16 +8,31 @@ variables are the only configuration and a stray ``WEB_PORT`` cannot silently mo
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
 from streams import metrics
+from streams.domain.merge import MergeConfig
+from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
 from streams.topics import EVENT_TOPICS, kafka_client_options, topic_name
 
-__all__ = ["app", "create_app", "dlq_topic", "event_topics", "settings"]
+__all__ = [
+    "app",
+    "create_app",
+    "dlq_topic",
+    "event_topics",
+    "merge_config",
+    "placed_topic",
+    "registry",
+    "settings",
+    "slots",
+    "task_events_topic",
+    "task_state_topic",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +110,43 @@ event_topics = app.topic(
 dlq_topic = app.topic(
     topic_name(settings, "city.events.dlq"), key_serializer="raw", value_serializer="raw"
 )
+
+placed_topic = app.topic(
+    f"{settings.app_id}-placed",
+    internal=True,
+    partitions=settings.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+"""The one repartition hop: accepted events keyed by slot (place and category), so every event
+of a slot meets its state in one partition. The value is the original event bytes; the resolved
+place rides in a header, so nothing is re-encoded."""
+
+task_state_topic = app.topic(
+    topic_name(settings, "city.tasks.state"), key_serializer="raw", value_serializer="raw"
+)
+task_events_topic = app.topic(
+    topic_name(settings, "city.tasks.events"), key_serializer="raw", value_serializer="raw"
+)
+
+slots = app.Table(
+    "slots",
+    partitions=settings.partitions,
+    # Keys and values are bytes already (slot key, state JSON): Faust passes bytes through.
+    key_type=bytes,
+    value_type=bytes,
+    help="Merge state per slot (place and category): the current task, seen keys, sensor runs.",
+)
+
+registry = RegistryFeed(settings)
+
+merge_config = MergeConfig(
+    merge_window=timedelta(seconds=settings.merge_window),
+    rebound_horizon=timedelta(seconds=settings.rebound_horizon),
+    dedup_horizon=timedelta(seconds=settings.dedup_horizon),
+)
+
+
+@app.task  # type: ignore[untyped-decorator]  # faust is untyped
+async def _follow_registry() -> None:
+    await registry.run()

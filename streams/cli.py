@@ -129,11 +129,12 @@ def main() -> None:
         import agents  # noqa: F401, PLC0415 - registers the agents on the app
         from streams.app import app  # noqa: PLC0415
         from streams.brokers_cli import broker  # noqa: PLC0415
+        from streams.registry_cli import registry  # noqa: PLC0415
     except CitygridError as exc:
         click.echo(f"citygrid: {exc}", err=True)
         sys.exit(2)
     from faust.cli.faust import cli  # noqa: PLC0415
 
-    for command in (topics, broker, simulate, demo):
+    for command in (topics, broker, registry, simulate, demo):
         cli.add_command(command)
     app.main()

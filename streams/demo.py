@@ -22,6 +22,7 @@ from pathlib import Path
 
 from streams.brokers import LocalBroker, free_port
 from streams.exceptions import CitygridError
+from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
 from streams.simulator import SimulatorConfig, publish
 from streams.topics import create_topics, topic_name
@@ -30,7 +31,7 @@ __all__ = ["DemoConfig", "run_demo", "scrape"]
 
 logger = logging.getLogger(__name__)
 
-_SAMPLE = re.compile(r"^(citygrid_events_\w+_total)\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
+_SAMPLE = re.compile(r"^(citygrid_\w+_total)\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class DemoConfig:
 
 
 def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
-    """Sum the ``citygrid_events_*_total`` counters at ``url`` by metric and by reason."""
+    """Sum the ``citygrid_*_total`` counters at ``url`` by metric and by reason."""
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
         text = response.read().decode()
     totals: dict[str, float] = {}
@@ -100,6 +101,9 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> int:
         say(
             f"topics     {sum(r.created for r in reports)} created, {len(reports)} in the catalogue"
         )
+        roads = load_registry_file(DEMO_REGISTRY)
+        asyncio.run(publish_roads(settings, roads))
+        say(f"registry   {len(roads)} roads of the Jiulong sub-district ({DEMO_REGISTRY.name})")
         env = {
             **os.environ,
             "CITYGRID_BROKER_URL": settings.broker_url,
@@ -125,6 +129,10 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> int:
                 "dead letters  kcat -b "
                 f"{broker.bootstrap} -C -t {topic_name(settings, 'city.events.dlq')} "
                 "-f '%h\\n%s\\n\\n'"
+            )
+            say(
+                f"tasks      kcat -b {broker.bootstrap} -C -t "
+                f"{topic_name(settings, 'city.tasks.state')} -f '%k %s\\n'"
             )
             say("Ctrl-C stops everything.")
             return _simulate(settings, config, metrics_url, say)
@@ -154,6 +162,8 @@ def _simulate(
                     f"accepted {totals.get('citygrid_events_accepted_total', 0):.0f}  "
                     f"dead-lettered {totals.get('citygrid_events_rejected_total', 0):.0f}"
                     + (f" ({reasons})" if reasons else "")
+                    + f"  tasks {totals.get('citygrid_tasks_created_total', 0):.0f}"
+                    f" (merged reports {totals.get('citygrid_task_merges_total', 0):.0f})"
                 )
 
     async def main() -> int:

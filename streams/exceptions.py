@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BrokerError", "CitygridError", "SettingsError", "TopicError"]
+__all__ = ["BrokerError", "CitygridError", "RegistryError", "SettingsError", "TopicError"]
 
 
 class CitygridError(Exception):
@@ -19,3 +19,7 @@ class TopicError(CitygridError):
 
 class BrokerError(CitygridError):
     """A local broker (tansu or Apache Kafka) could not be fetched, started or reached."""
+
+
+class RegistryError(CitygridError):
+    """A road registry file is unreadable or invalid, or could not be published."""

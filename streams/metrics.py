@@ -22,9 +22,14 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "EVENTS_ACCEPTED",
     "EVENTS_CONSUMED",
+    "EVENTS_DUPLICATE",
     "EVENTS_REJECTED",
     "EVENT_LAG",
     "REGISTRY",
+    "SENSOR_READINGS",
+    "TASKS_CREATED",
+    "TASKS_MERGED",
+    "TASK_REBOUNDS",
     "UNKNOWN_SOURCE",
     "exposition",
 ]
@@ -45,8 +50,38 @@ EVENTS_CONSUMED = Counter(
 )
 EVENTS_ACCEPTED = Counter(
     "citygrid_events_accepted_total",
-    "Input events that passed validation.",
+    "Valid events that changed a slot: merged, opened a task, or moved a sensor's run.",
     ["domain", "source"],
+    registry=REGISTRY,
+)
+EVENTS_DUPLICATE = Counter(
+    "citygrid_events_duplicate_total",
+    "Valid events already seen: the same (device_id, event_id) again, or an older sensor reading.",
+    ["domain"],
+    registry=REGISTRY,
+)
+SENSOR_READINGS = Counter(
+    "citygrid_sensor_readings_total",
+    "Sensor readings judged against their category's threshold, by outcome.",
+    ["domain", "outcome"],
+    registry=REGISTRY,
+)
+TASKS_CREATED = Counter(
+    "citygrid_tasks_created_total",
+    "Tasks opened, rebounds included.",
+    ["domain"],
+    registry=REGISTRY,
+)
+TASK_REBOUNDS = Counter(
+    "citygrid_task_rebounds_total",
+    "Tasks opened at a place within the rebound horizon after a task there was closed.",
+    ["domain"],
+    registry=REGISTRY,
+)
+TASKS_MERGED = Counter(
+    "citygrid_task_merges_total",
+    "Reports merged into an existing task instead of opening one.",
+    ["domain"],
     registry=REGISTRY,
 )
 EVENTS_REJECTED = Counter(
@@ -71,6 +106,12 @@ def _prime() -> None:
             EVENTS_CONSUMED.labels(domain.value, str(source))
         for source in Source:
             EVENTS_ACCEPTED.labels(domain.value, source.value)
+        EVENTS_DUPLICATE.labels(domain.value)
+        TASKS_CREATED.labels(domain.value)
+        TASK_REBOUNDS.labels(domain.value)
+        TASKS_MERGED.labels(domain.value)
+        for outcome in ("below", "pending", "sustained"):
+            SENSOR_READINGS.labels(domain.value, outcome)
     for reason in RejectReason:
         EVENTS_REJECTED.labels(reason.value)
 

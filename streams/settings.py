@@ -96,6 +96,11 @@ class Settings:
         7 * 86400.0,
         "How long after a close a same-place report counts as a rebound (default 7d).",
     )
+    dedup_horizon: float = _setting(
+        48 * 3600.0,
+        "How long a place remembers (device_id, event_id) keys outside its current task, for "
+        "dropping repeats (default 48h; at least 24h is sensible).",
+    )
     max_message_bytes: int = _setting(
         DEFAULT_MAX_MESSAGE_BYTES,
         "Input messages larger than this are dead-lettered as `too_large` without parsing.",
@@ -187,6 +192,6 @@ def _literal_choices(annotation: Any) -> tuple[str, ...]:
 
 
 def _show(name: str, default: Any) -> str:
-    if name in ("merge_window", "rebound_horizon", "session_timeout"):
+    if name in ("merge_window", "rebound_horizon", "dedup_horizon", "session_timeout"):
         return f"{int(default)}"
     return str(default)

@@ -1,20 +1,25 @@
 """Simulated field traffic: a fleet of terminals, sensors, cameras, drones and hotline operators
 publishing events around the Jiulong sub-district, with a share of malformed messages.
 
-Generation is pure and seeded (same seed, same messages); :func:`publish` sends them to Kafka at a
-steady rate.
+Places come from the demo road registry: terminals, cameras, drones and the hotline name a road and
+give a point on it; fixed sensors give only their point, within 30 m of a road; about one report
+in twenty comes from inside a block, away from every road, and belongs to a grid cell. Generation
+is pure and seeded (same seed, same messages); :func:`publish` sends them to Kafka at a steady rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
@@ -22,6 +27,9 @@ from aiokafka import AIOKafkaProducer
 from schemas.categories import CATEGORIES, Category
 from schemas.enums import Domain, Source
 from schemas.json import dumps
+from schemas.road import Point, Road
+from streams.domain.places import METRES_PER_DEGREE, RoadIndex
+from streams.registry import DEMO_REGISTRY, load_registry_file
 from streams.settings import Settings
 from streams.topics import EVENT_TOPICS, kafka_client_options, topic_name
 
@@ -29,16 +37,12 @@ __all__ = ["Message", "SimulatorConfig", "messages", "publish"]
 
 logger = logging.getLogger(__name__)
 
-# Roads of DOMAIN.md with a point on each, around 34.72 N, 113.78 E.
-_ROADS: tuple[tuple[str, float, float], ...] = (
-    ("yulong-st", 34.7215, 113.7842),
-    ("longshan-st", 34.7248, 113.7791),
-    ("longfei-north-st", 34.7302, 113.7755),
-    ("longxing-south-st", 34.7153, 113.7868),
-    ("south-third-ring-rd", 34.7106, 113.7810),
-    ("sihai-rd", 34.7269, 113.7920),
-    ("yuhe-rd", 34.7190, 113.7730),
-)
+_SENSORS_PER_ROAD = 3
+_SENSOR_OFFSET_M = 30.0
+"""Fixed sensors stand on the pavement or a wall, at most this far from the road's centre line."""
+_OFF_ROAD_SHARE = 0.05
+"""Share of reports from inside a block (a compound, a building site), away from every road."""
+_OFF_ROAD_SENSORS = 4
 _MANUAL_SOURCES = (Source.TERMINAL, Source.CAMERA, Source.DRONE, Source.HOTLINE)
 _MALFORMED: tuple[Callable[[dict[str, Any]], bytes], ...] = (
     lambda e: dumps(e)[:-7],  # truncated in flight
@@ -86,14 +90,127 @@ def _sensor_reading(rng: random.Random, category: Category) -> dict[str, Any] | 
     return {"metric": rule.metric, "value": value, "unit": rule.unit}
 
 
+class _Spot(NamedTuple):
+    """A point of the district, and the road a reporter there names (None: only the point)."""
+
+    road_id: str | None
+    lat: float
+    lon: float
+
+
+class _Sensor(NamedTuple):
+    device_id: str
+    spot: _Spot
+
+
+@dataclass(frozen=True, slots=True)
+class _District:
+    """The demo registry as the simulator samples it."""
+
+    roads: tuple[Road, ...]
+    index: RoadIndex
+    bounds: tuple[float, float, float, float]
+    """South, north, west and east edges of the registry's points."""
+    sensors: tuple[_Sensor, ...]
+    off_road_sensors: tuple[_Sensor, ...]
+
+
+@functools.cache
+def _district() -> _District:
+    roads = tuple(load_registry_file(DEMO_REGISTRY))
+    index = RoadIndex(roads)
+    points = [p for road in roads for line in road.segments for p in line]
+    lons, lats = [p[0] for p in points], [p[1] for p in points]
+    bounds = (min(lats), max(lats), min(lons), max(lons))
+    # A sensor stays where it was installed whatever the seed: each has its own generator.
+    sensors = tuple(
+        _Sensor(
+            f"sen-{road.road_id}-{n:02d}",
+            _near_road(random.Random(f"{road.road_id}/{n}"), road),  # noqa: S311
+        )
+        for road in roads
+        for n in range(1, _SENSORS_PER_ROAD + 1)
+    )
+    off_road_sensors = tuple(
+        _Sensor(
+            f"sen-block-{n:02d}",
+            _off_road(random.Random(f"block/{n}"), index, bounds),  # noqa: S311
+        )
+        for n in range(1, _OFF_ROAD_SENSORS + 1)
+    )
+    return _District(roads, index, bounds, sensors, off_road_sensors)
+
+
+def _on_road(rng: random.Random, road: Road) -> _Spot:
+    """A point on ``road``, uniformly along its length."""
+    pieces = [(a, b, _length_m(a, b)) for line in road.segments for a, b in pairwise(line)]
+    at = rng.uniform(0.0, sum(length for _, _, length in pieces))
+    for a, b, length in pieces:  # noqa: B007 - the piece the loop stops on is the one wanted
+        if at <= length:
+            break
+        at -= length
+    t = min(at / length, 1.0) if length else 0.0
+    return _Spot(road.road_id, a[1] + (b[1] - a[1]) * t, a[0] + (b[0] - a[0]) * t)
+
+
+def _near_road(rng: random.Random, road: Road) -> _Spot:
+    """A point within :data:`_SENSOR_OFFSET_M` of ``road`` (uniform over a disc around a point on
+    it), without the road's id."""
+    on = _on_road(rng, road)
+    distance = _SENSOR_OFFSET_M * math.sqrt(rng.random())
+    bearing = rng.uniform(0.0, 2 * math.pi)
+    return _Spot(
+        None,
+        on.lat + distance * math.cos(bearing) / METRES_PER_DEGREE,
+        on.lon + distance * math.sin(bearing) / _metres_per_degree_lon(on.lat),
+    )
+
+
+def _off_road(
+    rng: random.Random, index: RoadIndex, bounds: tuple[float, float, float, float]
+) -> _Spot:
+    """A point within ``bounds`` further than the placing radius from every road."""
+    south, north, west, east = bounds
+    for _ in range(100):
+        # Rounded as published, so that the published point is the one checked.
+        lat, lon = round(rng.uniform(south, north), 6), round(rng.uniform(west, east), 6)
+        if index.nearest(lat, lon) is None:
+            return _Spot(None, lat, lon)
+    # Hardly any room between the roads: step outside the district instead.
+    return _Spot(None, north + 2 * index.radius_m / METRES_PER_DEGREE, east)
+
+
+def _length_m(a: Point, b: Point) -> float:
+    return math.hypot(
+        (b[0] - a[0]) * _metres_per_degree_lon(a[1]), (b[1] - a[1]) * METRES_PER_DEGREE
+    )
+
+
+def _metres_per_degree_lon(lat: float) -> float:
+    return METRES_PER_DEGREE * math.cos(math.radians(lat))
+
+
 def _event(rng: random.Random, seq: int, now: datetime) -> dict[str, Any]:
+    district = _district()
     category = rng.choice(list(CATEGORIES.values()))
-    road_id, lat, lon = rng.choice(_ROADS)
     sensor_capable = category.sensor is not None
     # Where a sensor can see the problem, most reports come from one.
     by_sensor = sensor_capable and rng.random() < 0.6  # noqa: PLR2004
-    source = Source.SENSOR if by_sensor else rng.choice(_MANUAL_SOURCES)
-    device_id = f"{source.value[:3]}-{road_id[:8]}-{rng.randrange(1, 6):02d}"
+    off_road = rng.random() < _OFF_ROAD_SHARE
+    if by_sensor:
+        source = Source.SENSOR
+        device_id, spot = rng.choice(district.off_road_sensors if off_road else district.sensors)
+    else:
+        source = rng.choice(_MANUAL_SOURCES)
+        if off_road:
+            spot = _off_road(rng, district.index, district.bounds)
+            device_id = f"{source.value[:3]}-block-{rng.randrange(1, 6):02d}"
+        else:
+            spot = _on_road(rng, rng.choice(district.roads))
+            device_id = f"{source.value[:3]}-{spot.road_id}-{rng.randrange(1, 6):02d}"
+    location: dict[str, Any] = {"lat": round(spot.lat, 6), "lon": round(spot.lon, 6)}
+    if spot.road_id is not None:
+        location["road_id"] = spot.road_id
     event: dict[str, Any] = {
         "event_id": f"sim-{seq:09d}",
         "domain": category.domain.value,
@@ -101,15 +218,10 @@ def _event(rng: random.Random, seq: int, now: datetime) -> dict[str, Any]:
         "device_id": device_id,
         "category": category.code,
         "occurred_at": (now - timedelta(seconds=rng.uniform(0, 3))).isoformat(),
-        "location": {
-            "road_id": road_id,
-            "lat": round(lat + rng.uniform(-0.0005, 0.0005), 6),
-            "lon": round(lon + rng.uniform(-0.0005, 0.0005), 6),
-        },
+        "location": location,
     }
     if source is Source.SENSOR:
         event["reading"] = _sensor_reading(rng, category)
-        del event["location"]["road_id"]
     if source is Source.TERMINAL:
         event["officer_id"] = f"officer-{rng.randrange(1, 40):03d}"
         event["description"] = f"{category.name_zh} / {category.name_en}"

@@ -1,10 +1,15 @@
 """Factories for valid wire messages (events, feedback, roads) that tests tweak by keyword.
 
 Every factory returns a fresh dict that ``schemas.codec`` accepts as it is, relative to the
-processing clock :data:`NOW`; keyword overrides replace top-level fields, :data:`ABSENT` removes
-one, and ``None`` sends an explicit JSON ``null``. The ``*_bytes`` variants encode the same dict
-the way a producer would. Shared by the unit, integration and end-to-end suites, so nothing here
-depends on pytest.
+processing clock :data:`NOW`; keyword overrides replace top-level fields (``datetime`` and enum
+values are written in their wire form), :data:`ABSENT` removes one, and ``None`` sends an explicit
+JSON ``null``. :func:`with_field` changes a nested field. The ``*_bytes`` variants encode the same
+dict the way a producer would. Shared by the unit, integration and end-to-end suites, so nothing
+here depends on pytest.
+
+Timestamps are fixed (``occurred_at`` is 30 minutes before :data:`NOW`), so unit tests are
+deterministic; they lie in the past of any real clock after that date too, so a worker on the
+wall clock accepts them. Pass ``occurred_at=datetime.now(UTC)`` where the age of a report matters.
 
 Example::
 
@@ -15,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta, timezone
@@ -41,6 +47,8 @@ __all__ = [
     "road_bytes",
     "road_dict",
     "sha256_hex",
+    "with_field",
+    "with_literal",
 ]
 
 
@@ -107,8 +115,9 @@ def event_dict(
 
     Args:
         source: the producer kind; it decides which fields are present (a terminal has an
-            ``officer_id`` and a description, a sensor a ``reading`` over its category's
-            threshold, cameras and drones evidence, the hotline a road and a description).
+            ``officer_id``, a severity, a description and a photo; a sensor a ``reading`` that
+            crosses its category's threshold and a point; cameras two photos and a road and
+            point; drones two photos and a point; the hotline a road and a description).
         domain: the event's domain; by default the domain of ``category`` if given, else fire.
         **overrides: top-level fields to set (``datetime`` and enum values are written in their
             wire form), or :data:`ABSENT` to leave out.
@@ -194,6 +203,31 @@ def road_dict(**overrides: Any) -> dict[str, Any]:
 def road_bytes(**overrides: Any) -> bytes:
     """:func:`road_dict` encoded as UTF-8 JSON."""
     return dumps(road_dict(**overrides))
+
+
+def with_field(message: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``message`` with the dotted ``path`` set to ``value`` (or removed, for
+    :data:`ABSENT`); list items by index, e.g. ``with_field(event, "evidence.0.uri", None)``."""
+    out = copy.deepcopy(message)
+    *parents, last = path.split(".")
+    node: Any = out
+    for step in parents:
+        node = node[int(step)] if isinstance(node, list) else node[step]
+    if value is ABSENT:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = _wire(value)
+    else:
+        node[last] = _wire(value)
+    return out
+
+
+def with_literal(message: dict[str, Any], path: str, literal: bytes) -> bytes:
+    """``message`` encoded with raw JSON text at ``path``: for what no encoder writes (``NaN``,
+    ``1e400``, an escaped lone surrogate)."""
+    marker = "\x00citygrid-literal\x00"
+    raw = dumps(with_field(message, path, marker))
+    return raw.replace(dumps(marker), literal)
 
 
 def _category(source: Source, domain: Domain | str | None, code: Any) -> Category:

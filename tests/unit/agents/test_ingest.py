@@ -1,5 +1,5 @@
-"""The ingest agent, run in Faust's test context (no broker): accepted events come out typed,
-refused ones go to the DLQ topic with their original bytes, and the counters add up."""
+"""The ingest agent, run in Faust's test context (no broker): accepted events are routed unchanged
+to their slot on the repartition topic, refused ones go to the DLQ with their original bytes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from unittest.mock import AsyncMock, patch
 
 import pytest
 
-from agents.ingest import ingest
+from agents.ingest import PLACE_HEADER, ingest
 from schemas.codec import Rejection
 from schemas.enums import RejectReason
 from schemas.event import Event
+from schemas.json import loads
+from schemas.road import Road
 from streams import metrics
-from streams.app import app, dlq_topic
+from streams.app import app, dlq_topic, placed_topic, registry
 from tests.factories import event_bytes
 
 
@@ -25,6 +27,12 @@ async def agent_app() -> AsyncIterator[Any]:
     app.finalize()
     app.conf.store = "memory://"
     app.flow_control.resume()
+    registry.index.put(
+        Road(
+            "yulong-st", "宇龙街", "jinlong", "chief-yulong", (((113.78, 34.72), (113.79, 34.72)),)
+        )
+    )
+    registry.ready.set()
     yield app
 
 
@@ -32,16 +40,23 @@ def _total(counter: Any) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 
-async def test_valid_event_is_yielded_and_counted(agent_app: Any) -> None:
-    accepted_before = _total(metrics.EVENTS_ACCEPTED)
-    async with ingest.test_context() as agent:
-        # In the test context the channel is not a domain topic, so only the codec's own rules
-        # apply; the routing check is covered by the codec and integration tests.
-        sent = await agent.put(event_bytes(domain="sanitation", category="3001"), key=b"dev-1")
-        result = agent.results[sent.message.offset]
+async def test_valid_event_is_routed_to_its_slot_unchanged(agent_app: Any) -> None:
+    raw = event_bytes(domain="sanitation", category="3001", location={"road_id": "yulong-st"})
+    with patch.object(placed_topic, "send", new=AsyncMock()) as send:
+        async with ingest.test_context() as agent:
+            sent = await agent.put(raw, key=b"dev-1")
+            result = agent.results[sent.message.offset]
     assert isinstance(result, Event)
-    assert result.category == "3001"
-    assert _total(metrics.EVENTS_ACCEPTED) == accepted_before + 1
+    kwargs = send.await_args.kwargs
+    assert kwargs["key"] == b"yulong-st~3001"
+    assert kwargs["value"] == raw
+    place = loads(dict(kwargs["headers"])[PLACE_HEADER])
+    assert place == {
+        "key": "yulong-st",
+        "road_id": "yulong-st",
+        "community": "jinlong",
+        "chief_id": "chief-yulong",
+    }
 
 
 async def test_refused_message_goes_to_the_dlq_unchanged(agent_app: Any) -> None:

@@ -1,0 +1,1 @@
+"""citygrid's domain logic: plain Python over frozen values; never imports faust."""
