@@ -64,6 +64,10 @@ schemas: $(STAMP) ## Regenerate schemas/json/*.schema.json from the code
 bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loads as reference
 	$(BIN)/python bench/codec.py
 
+.PHONY: bench-places
+bench-places: $(STAMP) ## Nearest-road lookups at 5,000 roads: spatial index vs a full scan
+	$(BIN)/python bench/places.py
+
 .PHONY: broker
 broker: $(STAMP) ## Start a local broker in the foreground (KIND=tansu|apache)
 	$(BIN)/citygrid broker start --kind $(or $(KIND),tansu)

@@ -1,5 +1,5 @@
 """The ``citygrid`` command: Faust's own command line (``citygrid worker -l info``) plus citygrid's
-commands (``topics``, ``broker``, ``simulate``, ``demo``)."""
+commands (``topics``, ``registry``, ``broker``, ``simulate``, ``demo``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Errors raised by the citygrid runtime (settings, topics, brokers)."""
+"""Errors raised by the citygrid runtime (settings, topics, the road registry, brokers)."""
 
 from __future__ import annotations
 

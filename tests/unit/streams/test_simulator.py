@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from itertools import islice
 
 from schemas.codec import Rejection, decode_event
+from schemas.enums import Source
+from streams.domain.places import RoadIndex
+from streams.registry import DEMO_REGISTRY, load_registry_file
 from streams.simulator import SimulatorConfig, messages
 
 CLOCK = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
@@ -38,3 +42,26 @@ def test_bad_ratio_is_respected_roughly() -> None:
 
 def test_count_bounds_the_stream() -> None:
     assert len(list(messages(SimulatorConfig(count=17)))) == 17
+
+
+def test_simulated_reports_are_placed_on_the_demo_registry() -> None:
+    index = RoadIndex(load_registry_file(DEMO_REGISTRY))
+    kinds: Counter[str] = Counter()
+    for message in islice(messages(SimulatorConfig(bad_ratio=0.0), clock=lambda: CLOCK), 4000):
+        event = decode_event(message.value, now=CLOCK, topic_domain=message.domain)
+        assert not isinstance(event, Rejection)
+        location = event.location
+        assert location.lat is not None and location.lon is not None
+        found = index.nearest(location.lat, location.lon)
+        if location.road_id is not None:
+            assert event.source is not Source.SENSOR
+            assert found is not None and found[1] < 1.0 and index.get(location.road_id)
+            kinds["named"] += 1
+        elif found is not None:
+            assert event.source is Source.SENSOR and found[1] <= 30.0
+            kinds["sensor"] += 1
+        else:
+            assert index.place_of(location).key.startswith("cell:")
+            kinds["cell"] += 1
+    assert 0.03 < kinds["cell"] / 4000 < 0.07
+    assert kinds["named"] > kinds["sensor"] > 0
