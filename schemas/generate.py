@@ -66,7 +66,12 @@ def _evidence() -> dict[str, Any]:
                 "type": "object",
                 "required": ["sha256", "media_type"],
                 "properties": {
-                    "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                    "sha256": {
+                        "type": "string",
+                        "minLength": 64,
+                        "maxLength": 64,
+                        "pattern": "^[0-9a-fA-F]{64}$",
+                    },
                     "media_type": _string(MEDIA_TYPE_MAX, "IANA media type, e.g. image/jpeg."),
                     "uri": _nullable(
                         _string(URI_MAX, "Where the media can be fetched, if anywhere.")
