@@ -169,6 +169,8 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
     var = Settings.env_var(name)
     try:
         if annotation in ("int", int):
+            if not raw.strip().lstrip("-").isdigit():
+                raise ValueError("must be a whole number")
             return int(raw)
         if annotation in ("float", float):
             return parse_duration(raw)
