@@ -167,11 +167,11 @@ class Settings:
 
 def _convert(name: str, annotation: Any, raw: str) -> Any:
     var = Settings.env_var(name)
+    if annotation in ("int", int):
+        if not raw.strip().lstrip("-").isdigit():
+            raise SettingsError(f"{var}={raw!r}: must be a whole number")
+        return int(raw)
     try:
-        if annotation in ("int", int):
-            if not raw.strip().lstrip("-").isdigit():
-                raise ValueError("must be a whole number")
-            return int(raw)
         if annotation in ("float", float):
             return parse_duration(raw)
         if annotation in ("Path", Path):
