@@ -68,6 +68,10 @@ bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loa
 bench-places: $(STAMP) ## Nearest-road lookups at 5,000 roads: spatial index vs a full scan
 	$(BIN)/python bench/places.py
 
+.PHONY: bench
+bench: $(STAMP) ## End-to-end events/s of one worker on its own broker vs plain aiokafka (KIND=tansu|apache)
+	$(BIN)/python bench/pipeline.py --broker $(or $(KIND),tansu)
+
 .PHONY: broker
 broker: $(STAMP) ## Start a local broker in the foreground (KIND=tansu|apache)
 	$(BIN)/citygrid broker start --kind $(or $(KIND),tansu)

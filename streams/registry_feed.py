@@ -54,43 +54,41 @@ class RegistryFeed:
 
     async def run(self) -> None:
         """Follow the topic until cancelled."""
+        # Without a group, aiokafka assigns every partition of the subscribed topic to this
+        # consumer, and follows new ones: exactly a global table's reading.
         consumer = AIOKafkaConsumer(
+            self.topic,
             **kafka_client_options(self.settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         await consumer.start()
+        end: dict[TopicPartition, int] = {}
+        waited = 0.0
         try:
-            partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
             while True:
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
                     for record in records:
                         self.apply(record.key, record.value)
-                if not self.ready.is_set() and all(
-                    await asyncio.gather(
-                        *(self._reached(consumer, tp, end[tp]) for tp in partitions)
-                    )
-                ):
+                if self.ready.is_set():
+                    continue
+                assigned = consumer.assignment()
+                if not assigned:
+                    waited += 0.5
+                    if waited % 30 == 0:
+                        logger.warning(
+                            "waiting for topic %s; does it exist? (citygrid topics create)",
+                            self.topic,
+                        )
+                    continue
+                if set(end) != assigned:
+                    end = await consumer.end_offsets(list(assigned))
+                caught_up = [await consumer.position(tp) >= end[tp] for tp in assigned]
+                if all(caught_up):
                     logger.info("road registry loaded: %d roads", len(self.index))
                     self.ready.set()
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        for _ in range(60):
-            # topics() refreshes the cluster metadata that partitions_for_topic() reads.
-            if self.topic in await consumer.topics():
-                found = consumer.partitions_for_topic(self.topic) or set()
-                return [TopicPartition(self.topic, p) for p in sorted(found)]
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"topic {self.topic} does not exist; run `citygrid topics create`")
-
-    @staticmethod
-    async def _reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
-        return bool(await consumer.position(tp) >= end)
