@@ -46,6 +46,14 @@ class Task:
     rebound_of: str | None = None
     closed_at: datetime | None = None
     cancel_reason: str | None = None
+    dispatched_at: datetime | None = None
+    """When the task was last dispatched (first dispatch, re-assignment, rework)."""
+    handled_at: datetime | None = None
+    """When the assignee reported it handled; cleared when verification fails."""
+    suspended_at: datetime | None = None
+    """When the current suspension (挂账) began; None while not suspended."""
+    overdue: bool = False
+    """Set once the task was still not handled at ``due_at``; stays set."""
 
     def to_wire(self) -> dict[str, Any]:
         """The task as the contract's JSON object."""
@@ -68,6 +76,10 @@ class Task:
             "rebound_of": self.rebound_of,
             "closed_at": _ts(self.closed_at),
             "cancel_reason": self.cancel_reason,
+            "dispatched_at": _ts(self.dispatched_at),
+            "handled_at": _ts(self.handled_at),
+            "suspended_at": _ts(self.suspended_at),
+            "overdue": self.overdue,
         }
 
     @classmethod
@@ -97,6 +109,10 @@ class Task:
             rebound_of=obj.get("rebound_of"),
             closed_at=_dt(obj.get("closed_at")),
             cancel_reason=obj.get("cancel_reason"),
+            dispatched_at=_dt(obj.get("dispatched_at")),
+            handled_at=_dt(obj.get("handled_at")),
+            suspended_at=_dt(obj.get("suspended_at")),
+            overdue=bool(obj.get("overdue", False)),
         )
 
 

@@ -240,7 +240,9 @@ def _open(
     ]
     task = registered
     if place.chief_id is not None:
-        task = replace(registered, status=Status.DISPATCHED, assignee=place.chief_id)
+        task = replace(
+            registered, status=Status.DISPATCHED, assignee=place.chief_id, dispatched_at=at
+        )
         changes.append(
             Change(
                 task,
