@@ -12,42 +12,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.dead_letters import origin_of, send_to_dlq
 from schemas.codec import Rejection, decode_event
 from schemas.enums import Domain
 from schemas.event import Event
 from schemas.json import dumps
 from streams import metrics
-from streams.app import app, dlq_topic, event_topics, placed_topic, registry, settings
-from streams.dlq import dead_letter
+from streams.app import app, event_topics, placed_topic, registry, settings
 from streams.domain.merge import slot_key
+from streams.hop import KIND_HEADER, PLACE_HEADER, Kind
 from streams.topics import domain_of_topic
 
-__all__ = ["PLACE_HEADER", "ingest"]
+__all__ = ["ingest"]
 
 logger = logging.getLogger(__name__)
-
-PLACE_HEADER = "citygrid.place"
-
-
-async def _send_to_dlq(rejection: Rejection, message: Any) -> None:
-    record = dead_letter(
-        rejection,
-        key=message.key,
-        value=message.value,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-    )
-    await dlq_topic.send(key=record.key, value=record.value, headers=record.headers)
-    logger.info(
-        "dead-lettered %s[%d]@%d: %s: %s",
-        message.topic,
-        message.partition,
-        message.offset,
-        rejection.reason.value,
-        rejection.detail,
-        extra={"reason": rejection.reason.value, "topic": message.topic},
-    )
 
 
 async def _route(event: Event, raw: bytes) -> None:
@@ -55,7 +33,7 @@ async def _route(event: Event, raw: bytes) -> None:
     await placed_topic.send(
         key=slot_key(place.key, event.category).encode(),
         value=raw,
-        headers=[(PLACE_HEADER, dumps(place._asdict()))],
+        headers=[(KIND_HEADER, Kind.EVENT.value.encode()), (PLACE_HEADER, dumps(place._asdict()))],
     )
 
 
@@ -76,7 +54,7 @@ async def ingest(stream: Any) -> AsyncIterator[Event | Rejection]:
                 domain.value if domain else "unknown", metrics.UNKNOWN_SOURCE
             ).inc()
             metrics.EVENTS_REJECTED.labels(result.reason.value).inc()
-            await _send_to_dlq(result, message)
+            await send_to_dlq(result, origin_of(message), message.value)
         else:
             metrics.EVENTS_CONSUMED.labels(result.domain.value, result.source.value).inc()
             await _route(result, item.value)

@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
 from streams import metrics
+from streams.domain.calendar import Calendar, calendar_from_setting
 from streams.domain.merge import MergeConfig
 from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
+from streams.taskbook import TaskBook
 from streams.topics import EVENT_TOPICS, kafka_client_options, topic_name
 
 __all__ = [
     "app",
+    "calendar",
     "create_app",
     "dlq_topic",
     "event_topics",
+    "feedback_topic",
+    "kpi_topic",
     "merge_config",
     "placed_topic",
     "registry",
@@ -32,6 +38,7 @@ __all__ = [
     "slots",
     "task_events_topic",
     "task_state_topic",
+    "taskbook",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,6 +85,9 @@ def create_app(settings: Settings) -> faust.App:
         # at-least-once with idempotent processing (STYLE.md): exactly_once needs broker
         # transactions, which the embedded broker lacks and upstream Faust handles poorly.
         processing_guarantee="at_least_once",
+        # Gauges of open and overdue tasks are computed from each worker's own slots; a standby
+        # copy would count them twice. A failed worker's slots are rebuilt from the changelog.
+        table_standby_replicas=0,
         web_enabled=True,
         autodiscover=False,
     )
@@ -140,13 +150,32 @@ slots = app.Table(
 
 registry = RegistryFeed(settings)
 
+
+calendar: Calendar = calendar_from_setting(settings.calendar)
+
 merge_config = MergeConfig(
     merge_window=timedelta(seconds=settings.merge_window),
     rebound_horizon=timedelta(seconds=settings.rebound_horizon),
     dedup_horizon=timedelta(seconds=settings.dedup_horizon),
+    time_limits=MappingProxyType(settings.time_limit_minutes),
+    calendar=calendar,
 )
+
+feedback_topic = app.topic(
+    topic_name(settings, "city.feedback"), key_serializer="raw", value_serializer="raw"
+)
+kpi_topic = app.topic(
+    topic_name(settings, "city.kpi.roads"), key_serializer="raw", value_serializer="raw"
+)
+
+taskbook = TaskBook(settings)
 
 
 @app.task  # type: ignore[untyped-decorator]  # faust is untyped
 async def _follow_registry() -> None:
     await registry.run()
+
+
+@app.task  # type: ignore[untyped-decorator]  # faust is untyped
+async def _follow_tasks() -> None:
+    await taskbook.run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Info,
     disable_created_metrics,
@@ -25,11 +26,20 @@ __all__ = [
     "EVENTS_DUPLICATE",
     "EVENTS_REJECTED",
     "EVENT_LAG",
+    "FEEDBACK_CONSUMED",
+    "KPI_RATE",
     "REGISTRY",
     "SENSOR_READINGS",
     "TASKS_CREATED",
     "TASKS_MERGED",
+    "TASKS_OPEN",
+    "TASKS_OVERDUE",
+    "TASKS_OVERDUE_TOTAL",
+    "TASK_DISPATCH_SECONDS",
     "TASK_REBOUNDS",
+    "TASK_RESOLUTION_SECONDS",
+    "TASK_REWORKS",
+    "TASK_TRANSITIONS",
     "UNKNOWN_SOURCE",
     "exposition",
 ]
@@ -84,6 +94,63 @@ TASKS_MERGED = Counter(
     ["domain"],
     registry=REGISTRY,
 )
+FEEDBACK_CONSUMED = Counter(
+    "citygrid_feedback_consumed_total",
+    "Feedback messages read from city.feedback, by outcome (applied or dead-lettered).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+TASK_TRANSITIONS = Counter(
+    "citygrid_task_transitions_total",
+    "Task transitions applied, by domain and TaskEvent type.",
+    ["domain", "type"],
+    registry=REGISTRY,
+)
+TASK_REWORKS = Counter(
+    "citygrid_task_reworks_total",
+    "Failed verifications that sent a task back to its assignee (返工).",
+    ["domain"],
+    registry=REGISTRY,
+)
+TASKS_OVERDUE_TOTAL = Counter(
+    "citygrid_task_deadlines_missed_total",
+    "Tasks that passed their deadline without being handled.",
+    ["domain"],
+    registry=REGISTRY,
+)
+TASKS_OPEN = Gauge(
+    "citygrid_tasks_open",
+    "Open tasks (not closed or cancelled) held by this worker, by domain and community.",
+    ["domain", "community"],
+    registry=REGISTRY,
+)
+TASKS_OVERDUE = Gauge(
+    "citygrid_tasks_overdue",
+    "Open tasks past their deadline held by this worker.",
+    ["domain"],
+    registry=REGISTRY,
+)
+_LATENCY_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86400, 3 * 86400)
+TASK_DISPATCH_SECONDS = Histogram(
+    "citygrid_task_dispatch_seconds",
+    "From a task's first report to its (first) dispatch.",
+    ["domain"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+TASK_RESOLUTION_SECONDS = Histogram(
+    "citygrid_task_resolution_seconds",
+    "From a task's first report to its closure.",
+    ["domain"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+KPI_RATE = Gauge(
+    "citygrid_kpi_ratio",
+    "Evaluation rates over the KPI window, published by the leader worker.",
+    ["level", "name", "kpi"],
+    registry=REGISTRY,
+)
 EVENTS_REJECTED = Counter(
     "citygrid_events_rejected_total",
     "Input messages dead-lettered to city.events.dlq, by reason.",
@@ -110,8 +177,13 @@ def _prime() -> None:
         TASKS_CREATED.labels(domain.value)
         TASK_REBOUNDS.labels(domain.value)
         TASKS_MERGED.labels(domain.value)
+        TASK_REWORKS.labels(domain.value)
+        TASKS_OVERDUE_TOTAL.labels(domain.value)
+        TASKS_OVERDUE.labels(domain.value)
         for outcome in ("below", "pending", "sustained"):
             SENSOR_READINGS.labels(domain.value, outcome)
+    for outcome in ("applied", "dead_lettered"):
+        FEEDBACK_CONSUMED.labels(outcome)
     for reason in RejectReason:
         EVENTS_REJECTED.labels(reason.value)
 

@@ -16,7 +16,14 @@ from typing import Any, Literal, get_args
 from schemas.codec import DEFAULT_MAX_MESSAGE_BYTES
 from streams.exceptions import SettingsError
 
-__all__ = ["ENV_PREFIX", "SaslMechanism", "SecurityProtocol", "Settings", "parse_duration"]
+__all__ = [
+    "ENV_PREFIX",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "Settings",
+    "parse_duration",
+    "parse_time_limits",
+]
 
 ENV_PREFIX = "CITYGRID_"
 
@@ -33,6 +40,18 @@ def parse_duration(text: str) -> float:
     if match is None:
         raise ValueError(f"not a duration: {text!r} (use seconds, or 30m, 2h, 7d)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_time_limits(text: str) -> dict[str, float]:
+    """``"4002=1h,3001=2d"`` as ``{"4002": 60.0, "3001": 2880.0}`` (minutes)."""
+    limits: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        code, sep, duration = item.partition("=")
+        code = code.strip()
+        if not sep or not re.fullmatch(r"[0-9]{4}", code):
+            raise ValueError(f"{item!r} is not code=duration with a four-digit category code")
+        limits[code] = parse_duration(duration) / 60
+    return limits
 
 
 def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
@@ -101,6 +120,26 @@ class Settings:
         "How long a place remembers (device_id, event_id) keys outside its current task, for "
         "dropping repeats (default 48h; at least 24h is sensible).",
     )
+    time_limits: str = _setting(
+        "",
+        "Local handling time limits overriding the category table, as `code=duration` pairs: "
+        "`4002=1h,3001=2d` (working time on the calendar below).",
+    )
+    calendar: str = _setting(
+        "",
+        "Working-time calendar for deadlines: empty for the wall clock (every minute counts), or "
+        "the path of a calendar file such as `deploy/calendar/office-hours.json`.",
+    )
+    overdue_check: float = _setting(
+        15.0, "How often a worker looks for tasks past their deadline (default 15s)."
+    )
+    kpi_window: float = _setting(
+        30 * 86400.0, "The rolling window of the road KPIs and scores (default 30d)."
+    )
+    kpi_interval: float = _setting(
+        30.0, "How often the leader worker recomputes and publishes the KPIs (default 30s)."
+    )
+    red_flags: int = _setting(5, "How many top-ranked roads hold a red flag (红旗).")
     max_message_bytes: int = _setting(
         DEFAULT_MAX_MESSAGE_BYTES,
         "Input messages larger than this are dead-lettered as `too_large` without parsing.",
@@ -115,11 +154,20 @@ class Settings:
             )
         if not 0 < self.web_port < 65536:  # noqa: PLR2004 - TCP port range
             raise SettingsError(f"{ENV_PREFIX}WEB_PORT must be a TCP port, got {self.web_port}")
+        try:
+            parse_time_limits(self.time_limits)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}TIME_LIMITS={self.time_limits!r}: {exc}") from None
         if self.topic_prefix and not re.fullmatch(r"[a-z0-9][a-z0-9.-]*\.", self.topic_prefix):
             raise SettingsError(
                 f"{ENV_PREFIX}TOPIC_PREFIX must be lowercase, dot-separated and end with a dot "
                 f"(like 'dev.'), got {self.topic_prefix!r}"
             )
+
+    @property
+    def time_limit_minutes(self) -> dict[str, float]:
+        """``CITYGRID_TIME_LIMITS`` as category code to minutes."""
+        return parse_time_limits(self.time_limits)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -194,6 +242,14 @@ def _literal_choices(annotation: Any) -> tuple[str, ...]:
 
 
 def _show(name: str, default: Any) -> str:
-    if name in ("merge_window", "rebound_horizon", "dedup_horizon", "session_timeout"):
+    if name in (
+        "merge_window",
+        "rebound_horizon",
+        "dedup_horizon",
+        "session_timeout",
+        "overdue_check",
+        "kpi_window",
+        "kpi_interval",
+    ):
         return f"{int(default)}"
     return str(default)

@@ -94,6 +94,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(
         "city.events.dlq", "original key", "original bytes", Role.DLQ, retention_ms=_MONTH_MS
     ),
+    TopicSpec("city.kpi.roads", "road id", "RoadKpi (JSON), latest", Role.OUTPUT, compacted=True),
 )
 
 

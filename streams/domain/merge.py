@@ -33,6 +33,7 @@ from schemas.categories import CATEGORIES, Category
 from schemas.enums import Source, Status, TaskEventType
 from schemas.event import Event
 from schemas.task import Task, TaskEvent
+from streams.domain.calendar import WALL_CLOCK, Calendar
 from streams.domain.places import Place
 from streams.domain.priority import higher, priority_of
 from streams.domain.sensors import Reading, SensorTrack, Verdict, observe
@@ -46,6 +47,7 @@ __all__ = [
     "decide",
     "slot_key",
     "slot_of_task",
+    "task_event",
     "task_id_for",
 ]
 
@@ -84,6 +86,15 @@ class MergeConfig:
     rebound_horizon: timedelta = timedelta(days=7)
     dedup_horizon: timedelta = timedelta(hours=48)
     """How long a slot remembers event keys that are not in its current task."""
+    time_limits: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    """Handling time limits in minutes by category code, overriding the category table."""
+    calendar: Calendar = WALL_CLOCK
+    """The working-time calendar the limits are counted on."""
+
+    def due_at(self, created_at: datetime, category: Category) -> datetime:
+        """When a task of ``category`` opened at ``created_at`` must be handled."""
+        minutes = self.time_limits.get(category.code, category.time_limit_minutes)
+        return self.calendar.add(created_at, minutes)
 
     def window_for(self, category: Category) -> timedelta:
         if category.merge_window_minutes is not None:
@@ -101,6 +112,8 @@ class Result(StrEnum):
     """A sensor reading over the threshold, not sustained yet."""
     BELOW = "below"
     """A sensor reading under the threshold."""
+    CHANGED = "changed"
+    """Feedback or the deadline clock moved the task (see :mod:`streams.domain.tasks`)."""
 
 
 _EMPTY_KEYS: Mapping[str, datetime] = MappingProxyType({})
@@ -171,6 +184,31 @@ def _prune(
     return {k: at for k, at in keys.items() if at >= floor}
 
 
+def task_event(
+    task: Task,
+    seq: int,
+    kind: TaskEventType,
+    *,
+    at: datetime,
+    actor_id: str | None = None,
+    event_id: str | None = None,
+    detail: str | None = None,
+) -> TaskEvent:
+    """The TaskEvent for transition number ``seq`` of ``task`` (its state after the transition)."""
+    return TaskEvent(
+        id=f"{task.task_id}:{seq}",
+        task_id=task.task_id,
+        seq=seq,
+        type=kind,
+        at=at,
+        status=task.status,
+        priority=task.priority,
+        actor_id=actor_id,
+        event_id=event_id,
+        detail=detail,
+    )
+
+
 def _transition(
     task: Task,
     seq: int,
@@ -180,17 +218,8 @@ def _transition(
     event: Event,
     detail: str | None = None,
 ) -> TaskEvent:
-    return TaskEvent(
-        id=f"{task.task_id}:{seq}",
-        task_id=task.task_id,
-        seq=seq,
-        type=kind,
-        at=at,
-        status=task.status,
-        priority=task.priority,
-        actor_id=event.officer_id,
-        event_id=event.event_id,
-        detail=detail,
+    return task_event(
+        task, seq, kind, at=at, actor_id=event.officer_id, event_id=event.event_id, detail=detail
     )
 
 
@@ -226,7 +255,7 @@ def _open(
         assignee=None,
         created_at=at,
         updated_at=at,
-        due_at=at + timedelta(minutes=category.time_limit_minutes),
+        due_at=config.due_at(at, category),
         event_ids=event_ids,
         sources=(event.source,),
         rebound_of=rebound_of,

@@ -10,7 +10,7 @@ from unittest.mock import AsyncMock, patch
 
 import pytest
 
-from agents.ingest import PLACE_HEADER, ingest
+from agents.ingest import ingest
 from schemas.codec import Rejection
 from schemas.enums import RejectReason
 from schemas.event import Event
@@ -18,6 +18,7 @@ from schemas.json import loads
 from schemas.road import Road
 from streams import metrics
 from streams.app import app, dlq_topic, placed_topic, registry
+from streams.hop import PLACE_HEADER
 from tests.factories import event_bytes
 
 

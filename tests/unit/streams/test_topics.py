@@ -7,7 +7,7 @@ from streams.settings import Settings
 from streams.topics import CATALOGUE, EVENT_TOPICS, domain_of_topic, topic_name
 
 
-def test_catalogue_holds_exactly_the_contract_topics() -> None:
+def test_catalogue_holds_exactly_the_contract_topics_and_the_kpi_extension() -> None:
     assert {spec.name for spec in CATALOGUE} == {
         "city.events.fire",
         "city.events.environment",
@@ -18,6 +18,7 @@ def test_catalogue_holds_exactly_the_contract_topics() -> None:
         "city.tasks.state",
         "city.tasks.events",
         "city.events.dlq",
+        "city.kpi.roads",
     }
 
 
@@ -29,7 +30,7 @@ def test_names_are_lowercase_and_dot_separated() -> None:
 
 def test_latest_state_topics_are_compacted_and_the_rest_are_not() -> None:
     compacted = {spec.name for spec in CATALOGUE if spec.config["cleanup.policy"] == "compact"}
-    assert compacted == {"city.tasks.state", "city.registry.roads"}
+    assert compacted == {"city.tasks.state", "city.registry.roads", "city.kpi.roads"}
 
 
 def test_every_domain_has_its_input_topic_and_the_prefix_applies() -> None:

@@ -1,0 +1,56 @@
+"""The deadline clock: every ``CITYGRID_OVERDUE_CHECK`` each worker looks through its own slots,
+sends a tick to every slot whose open task is past due (the merge agent flags it, in order with
+the slot's other messages), and refreshes the open and overdue gauges."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+from schemas.enums import Domain, Status
+from schemas.json import loads
+from streams import metrics
+from streams.app import app, placed_topic, settings, slots
+from streams.hop import KIND_HEADER, Kind
+
+__all__ = ["deadlines"]
+
+logger = logging.getLogger(__name__)
+
+_NOT_RUNNING = (Status.HANDLED, Status.SUSPENDED)
+"""Statuses whose clock is stopped: the work is done and awaits verification, or it is parked."""
+
+
+@app.timer(interval=settings.overdue_check)  # type: ignore[untyped-decorator]  # faust is untyped
+async def deadlines() -> None:
+    """Tick overdue slots and refresh the task gauges."""
+    now = datetime.now(UTC)
+    open_tasks: Counter[tuple[str, str]] = Counter()
+    overdue: Counter[str] = Counter()
+    ticks = 0
+    for key, stored in list(slots.items()):
+        task = loads(stored).get("task")
+        if task is None:
+            continue
+        status = Status(task["status"])
+        if not status.is_open:
+            continue
+        domain = task["domain"]
+        open_tasks[(domain, task.get("community") or "none")] += 1
+        if task.get("overdue"):
+            overdue[domain] += 1
+        elif status not in _NOT_RUNNING and datetime.fromisoformat(task["due_at"]) <= now:
+            await placed_topic.send(
+                key=key,
+                value=now.isoformat().encode(),
+                headers=[(KIND_HEADER, Kind.TICK.value.encode())],
+            )
+            ticks += 1
+    metrics.TASKS_OPEN.clear()
+    for (domain, community), count in open_tasks.items():
+        metrics.TASKS_OPEN.labels(domain, community).set(count)
+    for domain in Domain:
+        metrics.TASKS_OVERDUE.labels(domain.value).set(overdue[domain.value])
+    if ticks:
+        logger.info("%d task(s) past their deadline", ticks)
