@@ -20,7 +20,6 @@ from schemas.task import Task
 from streams import metrics
 from streams.app import (
     app,
-    calendar,
     merge_config,
     placed_topic,
     settings,
@@ -148,7 +147,7 @@ async def _on_feedback(message: Any, raw: bytes, headers: dict[str, Any]) -> Out
     if isinstance(feedback, Rejection):
         logger.error("routed feedback no longer decodes: %s", feedback.detail)
         return feedback
-    result = on_feedback(_load(message.key), feedback, calendar)
+    result = on_feedback(_load(message.key), feedback, merge_config)
     if isinstance(result, Refused):
         rejection = Rejection(result.reason, result.detail)
         metrics.FEEDBACK_CONSUMED.labels("dead_lettered").inc()

@@ -57,6 +57,8 @@ class Category:
     sensor: SensorRule | None = None
     merge_window_minutes: int | None = None
     """This category's merge window; None means the default (``CITYGRID_MERGE_WINDOW``)."""
+    wall_clock: bool = False
+    """True when the time limit runs around the clock (emergencies), not on the office calendar."""
 
 
 def _parse(row: dict[str, object]) -> Category:
@@ -86,7 +88,14 @@ def _parse(row: dict[str, object]) -> Category:
         time_limit_minutes=int(str(row["time_limit_minutes"])),
         sensor=rule,
         merge_window_minutes=None if window is None else int(str(window)),
+        wall_clock=_clock(code, row.get("clock", "calendar")),
     )
+
+
+def _clock(code: str, value: object) -> bool:
+    if value not in ("calendar", "wall"):
+        raise ValueError(f"category {code}: clock must be 'calendar' or 'wall', got {value!r}")
+    return value == "wall"
 
 
 @cache

@@ -91,10 +91,14 @@ class MergeConfig:
     calendar: Calendar = WALL_CLOCK
     """The working-time calendar the limits are counted on."""
 
+    def clock_for(self, category: Category) -> Calendar:
+        """The clock a category's time limit runs on: the wall clock for emergencies."""
+        return WALL_CLOCK if category.wall_clock else self.calendar
+
     def due_at(self, created_at: datetime, category: Category) -> datetime:
         """When a task of ``category`` opened at ``created_at`` must be handled."""
         minutes = self.time_limits.get(category.code, category.time_limit_minutes)
-        return self.calendar.add(created_at, minutes)
+        return self.clock_for(category).add(created_at, minutes)
 
     def window_for(self, category: Category) -> timedelta:
         if category.merge_window_minutes is not None:

@@ -10,12 +10,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
+from schemas.categories import CATEGORIES
 from schemas.enums import RejectReason
 from schemas.feedback import Feedback
 from schemas.task import Task
-from streams.domain.calendar import Calendar
 from streams.domain.lifecycle import Refusal, Transition, apply, mark_overdue
-from streams.domain.merge import Change, Outcome, Result, SlotState, task_event
+from streams.domain.merge import Change, MergeConfig, Outcome, Result, SlotState, task_event
 from streams.domain.sla import resumed_due_at
 
 __all__ = ["Refused", "on_feedback", "on_tick"]
@@ -45,8 +45,8 @@ def _step(state: SlotState, transition: Transition, *, actor_id: str | None) -> 
     )
 
 
-def on_feedback(state: SlotState, feedback: Feedback, calendar: Calendar) -> Outcome | Refused:
-    """Apply one feedback message to the slot's task."""
+def on_feedback(state: SlotState, feedback: Feedback, config: MergeConfig) -> Outcome | Refused:
+    """Apply one feedback message to the slot's task (``config`` gives the task's clock)."""
     task = state.task
     if task is None or task.task_id != feedback.task_id:
         current = "none" if task is None else task.task_id
@@ -55,10 +55,12 @@ def on_feedback(state: SlotState, feedback: Feedback, calendar: Calendar) -> Out
             f"no task {feedback.task_id} at this place (current task: {current})",
         )
 
+    clock = config.clock_for(CATEGORIES[task.category])
+
     def resume_due(suspended: Task, resumed_at: datetime) -> datetime:
         if suspended.suspended_at is None:
             return suspended.due_at
-        return resumed_due_at(suspended.due_at, suspended.suspended_at, resumed_at, calendar)
+        return resumed_due_at(suspended.due_at, suspended.suspended_at, resumed_at, clock)
 
     result = apply(task, feedback, resume_due=resume_due)
     if isinstance(result, Refusal):

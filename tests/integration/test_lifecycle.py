@@ -151,6 +151,31 @@ def test_a_task_lives_through_rework_closure_and_rebound(
     assert sample(metrics, "citygrid_task_reworks_total", domain="citymgmt") == 1
     assert sample(metrics, "citygrid_task_rebounds_total", domain="citymgmt") == 1
 
+    # The leader publishes the road's evaluation: the rework and the rebound count against it.
+    deadline = time.monotonic() + 30
+    yulong: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        kpis = run(
+            consume(
+                settings.bootstrap_servers,
+                f"{settings.topic_prefix}city.kpi.roads",
+                expect=10_000,
+                within=1,
+            )
+        )
+        latest = {r.key: loads(r.value) for r in kpis}
+        yulong = latest.get(b"yulong-st", {})
+        if yulong.get("window", {}).get("rebounds") == 1:
+            break
+    assert yulong["window"]["rebounds"] == 1, yulong
+    assert yulong["window"]["reworked"] == 1
+    assert yulong["window"]["closed"] == 1
+    assert 0 <= yulong["score"] <= 100
+    assert len(latest) == 20, "every road of the registry is ranked"
+    ranks = sorted(k["rank"] for k in latest.values())
+    assert ranks == list(range(1, 21))
+    assert sample(worker.metrics(), "citygrid_kpi_ratio", level="district", kpi="rework") >= 0
+
 
 def test_a_task_past_its_short_deadline_is_flagged_overdue(
     deployment: tuple[Settings, WorkerProcess],

@@ -76,3 +76,13 @@ def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
     for variable, default, _ in Settings.documented():
         row = f"| `{variable}` | `{default}` |" if default else f"| `{variable}` | |"
         assert row in readme, f"README settings table lacks or misstates {variable}"
+
+
+def test_local_time_limits_are_read_as_minutes_by_category() -> None:
+    settings = Settings.from_env({"CITYGRID_TIME_LIMITS": "4002=1h, 3001=2d"})
+    assert settings.time_limit_minutes == {"4002": 60.0, "3001": 2880.0}
+
+
+def test_a_malformed_time_limit_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="CITYGRID_TIME_LIMITS"):
+        Settings.from_env({"CITYGRID_TIME_LIMITS": "vending=1h"})

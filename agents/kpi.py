@@ -1,0 +1,70 @@
+"""The road KPIs (综合评价): every ``CITYGRID_KPI_INTERVAL`` the leader worker recomputes the
+evaluation of every road, community, domain and the district from the task states, publishes each
+road's KPIs, score, rank and red flag to the compacted ``city.kpi.roads`` (only when they changed),
+and exposes the community, domain and district rates as Prometheus gauges (roads are too many for
+labels)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from schemas.json import dumps
+from streams import metrics
+from streams.app import app, kpi_topic, registry, settings, taskbook
+from streams.domain.kpi import Counts, KpiReport, kpi_report
+
+__all__ = ["publish_kpis"]
+
+logger = logging.getLogger(__name__)
+
+_published: dict[str, bytes] = {}
+"""What this worker last wrote per road, so an unchanged road is not written again."""
+
+_RATES = ("on_time_handling_rate", "on_time_closure_rate", "rework_rate", "rebound_rate")
+
+
+def _set_rates(level: str, name: str, counts: Counts) -> None:
+    for rate in _RATES:
+        value = getattr(counts, rate)
+        gauge = metrics.KPI_RATE.labels(level, name, rate.removesuffix("_rate"))
+        gauge.set(float("nan") if value is None else value)
+
+
+def _gauges(report: KpiReport) -> None:
+    metrics.KPI_RATE.clear()
+    _set_rates("district", "all", report.district.window)
+    for community, kpi in report.communities.items():
+        _set_rates("community", community, kpi.window)
+    for domain, kpi in report.domains.items():
+        _set_rates("domain", domain, kpi.window)
+
+
+@app.timer(interval=settings.kpi_interval, on_leader=True)  # type: ignore[untyped-decorator]  # faust is untyped
+async def publish_kpis() -> None:
+    """Recompute and publish the KPIs (leader only: one writer for city.kpi.roads)."""
+    if not (taskbook.ready.is_set() and registry.ready.is_set()):
+        return
+    now = datetime.now(UTC)
+    taskbook.prune(now)
+    roads = {road.road_id: road.community for road in registry.index}
+    report = kpi_report(
+        taskbook.tasks.values(),
+        now=now,
+        window=timedelta(seconds=settings.kpi_window),
+        red_flags=settings.red_flags,
+        roads=roads,
+    )
+    written = 0
+    for road in report.roads:
+        wire = road.to_wire()
+        # as_of and window_start move every run; compare the rest, so unchanged roads stay put.
+        fingerprint = dumps({k: v for k, v in wire.items() if k not in ("as_of", "window_start")})
+        if _published.get(road.road_id) == fingerprint:
+            continue
+        await kpi_topic.send(key=road.road_id.encode(), value=dumps(wire))
+        _published[road.road_id] = fingerprint
+        written += 1
+    _gauges(report)
+    if written:
+        logger.info("published KPIs of %d road(s)", written)
