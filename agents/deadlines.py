@@ -1,6 +1,6 @@
 """The deadline clock: every ``CITYGRID_OVERDUE_CHECK`` each worker looks through its own slots,
 sends a tick to every slot whose open task is past due (the merge agent flags it, in order with
-the slot's other messages), and refreshes the open and overdue gauges."""
+the slot's other messages), and refreshes the open, overdue and waiting-for-dispatch gauges."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-from schemas.enums import Domain, Status
+from schemas.enums import Domain, Priority, Status
 from schemas.json import loads
 from streams import metrics
 from streams.app import app, placed_topic, settings, slots
@@ -28,6 +28,7 @@ async def deadlines() -> None:
     now = datetime.now(UTC)
     open_tasks: Counter[tuple[str, str]] = Counter()
     overdue: Counter[str] = Counter()
+    waiting: Counter[tuple[str, str]] = Counter()
     ticks = 0
     for key, stored in list(slots.items()):
         task = loads(stored).get("task")
@@ -38,6 +39,8 @@ async def deadlines() -> None:
             continue
         domain = task["domain"]
         open_tasks[(domain, task.get("community") or "none")] += 1
+        if status is Status.REGISTERED:
+            waiting[(domain, task["priority"])] += 1
         if task.get("overdue"):
             overdue[domain] += 1
         elif status not in _NOT_RUNNING and datetime.fromisoformat(task["due_at"]) <= now:
@@ -52,5 +55,8 @@ async def deadlines() -> None:
         metrics.TASKS_OPEN.labels(domain, community).set(count)
     for domain in Domain:
         metrics.TASKS_OVERDUE.labels(domain.value).set(overdue[domain.value])
+        for priority in Priority:
+            count = waiting[(domain.value, priority.value)]
+            metrics.TASKS_WAITING_DISPATCH.labels(domain.value, priority.value).set(count)
     if ticks:
         logger.info("%d task(s) past their deadline", ticks)

@@ -57,5 +57,6 @@ async def ingest(stream: Any) -> AsyncIterator[Event | Rejection]:
             await send_to_dlq(result, origin_of(message), message.value)
         else:
             metrics.EVENTS_CONSUMED.labels(result.domain.value, result.source.value).inc()
+            metrics.LAST_EVENT.labels(result.domain.value).set(now.timestamp())
             await _route(result, item.value)
         yield result

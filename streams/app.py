@@ -30,6 +30,7 @@ __all__ = [
     "dlq_topic",
     "event_topics",
     "feedback_topic",
+    "is_ready",
     "kpi_topic",
     "merge_config",
     "placed_topic",
@@ -58,6 +59,22 @@ def _credentials(settings: Settings) -> Any:
             ssl_context=ssl_context,
         )
     return faust.SSLCredentials(ssl_context)
+
+
+def is_ready(app: faust.App) -> bool:
+    """Partitions assigned, tables recovered, registry loaded: the worker can do its job."""
+    try:
+        assigned = bool(app.consumer.assignment())
+    except (AttributeError, RuntimeError):
+        return False
+    ready = (
+        assigned
+        and not app.rebalancing
+        and not getattr(app, "in_recovery", False)
+        and registry.ready.is_set()
+    )
+    metrics.WORKER_READY.set(1 if ready else 0)
+    return ready
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -103,6 +120,15 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/health")
     async def _health(web: View, request: Request) -> Response:
         return web.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def _ready(web: View, request: Request) -> Response:
+        ready = is_ready(app)
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types handlers too narrowly
+    async def _rebalanced(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        metrics.REBALANCES.inc()
 
     return app
 

@@ -16,10 +16,11 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from schemas.enums import Domain, RejectReason, Source
+from schemas.enums import Domain, Priority, RejectReason, Source
 
 __all__ = [
     "BUILD_INFO",
+    "CONSUMER_LAG",
     "CONTENT_TYPE_LATEST",
     "EVENTS_ACCEPTED",
     "EVENTS_CONSUMED",
@@ -28,6 +29,8 @@ __all__ = [
     "EVENT_LAG",
     "FEEDBACK_CONSUMED",
     "KPI_RATE",
+    "LAST_EVENT",
+    "REBALANCES",
     "REGISTRY",
     "SENSOR_READINGS",
     "TASKS_CREATED",
@@ -35,12 +38,14 @@ __all__ = [
     "TASKS_OPEN",
     "TASKS_OVERDUE",
     "TASKS_OVERDUE_TOTAL",
+    "TASKS_WAITING_DISPATCH",
     "TASK_DISPATCH_SECONDS",
     "TASK_REBOUNDS",
     "TASK_RESOLUTION_SECONDS",
     "TASK_REWORKS",
     "TASK_TRANSITIONS",
     "UNKNOWN_SOURCE",
+    "WORKER_READY",
     "exposition",
 ]
 
@@ -145,6 +150,34 @@ TASK_RESOLUTION_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+TASKS_WAITING_DISPATCH = Gauge(
+    "citygrid_tasks_waiting_dispatch",
+    "Open tasks still registered: nobody has been dispatched (no road chief, or a vacant post).",
+    ["domain", "priority"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "citygrid_consumer_lag_messages",
+    "Messages the worker group has not yet committed on each input topic (group-wide).",
+    ["topic"],
+    registry=REGISTRY,
+)
+LAST_EVENT = Gauge(
+    "citygrid_last_event_processed_timestamp_seconds",
+    "Unix time this worker last processed an event of the domain.",
+    ["domain"],
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "citygrid_rebalances_total",
+    "Consumer group rebalances this worker went through.",
+    registry=REGISTRY,
+)
+WORKER_READY = Gauge(
+    "citygrid_worker_ready",
+    "1 when the worker has its partitions, its tables recovered and the registry loaded.",
+    registry=REGISTRY,
+)
 KPI_RATE = Gauge(
     "citygrid_kpi_ratio",
     "Evaluation rates over the KPI window, published by the leader worker.",
@@ -178,6 +211,8 @@ def _prime() -> None:
         TASK_REBOUNDS.labels(domain.value)
         TASKS_MERGED.labels(domain.value)
         TASK_REWORKS.labels(domain.value)
+        for priority in Priority:
+            TASKS_WAITING_DISPATCH.labels(domain.value, priority.value)
         TASKS_OVERDUE_TOTAL.labels(domain.value)
         TASKS_OVERDUE.labels(domain.value)
         for outcome in ("below", "pending", "sustained"):

@@ -4,6 +4,7 @@ everything else lands in the DLQ byte for byte, with the contract's headers."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,7 @@ def deployment(
             "CITYGRID_BROKER_URL": settings.broker_url,
             "CITYGRID_TOPIC_PREFIX": prefix,
             "CITYGRID_APP_ID": f"{prefix}citygrid",
+            "CITYGRID_OVERDUE_CHECK": "1s",
         },
         tmp_path_factory.mktemp("worker"),
     )
@@ -160,3 +162,34 @@ def test_every_refused_message_is_counted_and_dead_lettered_with_its_reason(
         record = by_key[f"{unique_name}/{i}".encode()]
         assert dict(record.headers)["citygrid.error.reason"] == reason.value.encode(), i
         assert record.value == value
+
+
+def test_ops_endpoints_and_pipeline_gauges(
+    deployment: tuple[Settings, WorkerProcess], unique_name: str
+) -> None:
+    settings, worker = deployment
+    for path in ("/health", "/ready"):
+        with urllib.request.urlopen(worker.url + path, timeout=5) as response:
+            assert response.status == 200, path
+    fire = settings.topic_prefix + "city.events.fire"
+    run(
+        produce(
+            settings.bootstrap_servers,
+            [(fire, b"k", event_bytes(domain="fire", device_id=unique_name))],
+        )
+    )
+    deadline = time.monotonic() + 30
+    text = worker.metrics()
+    while time.monotonic() < deadline:
+        text = worker.metrics()
+        measured = 'citygrid_consumer_lag_messages{topic="city.events.fire"}' in text
+        if (
+            measured
+            and sample(text, "citygrid_consumer_lag_messages", topic="city.events.fire") == 0
+        ):
+            break
+        time.sleep(0.5)
+    assert 'citygrid_consumer_lag_messages{topic="city.events.fire"} 0.0' in text, text
+    assert sample(text, "citygrid_last_event_processed_timestamp_seconds", domain="fire") > 0
+    assert sample(text, "citygrid_rebalances_total") >= 1
+    assert sample(text, "citygrid_worker_ready") == 1
