@@ -116,6 +116,24 @@ async def _store_and_publish(key: bytes, outcome: Outcome) -> None:
     slots[key] = dumps(outcome.state.to_wire())
     await _publish(outcome)
     _observe_transitions(outcome)
+    for change in outcome.changes:
+        event = change.event
+        # Merges are the bulk of the traffic: kept out of the info log.
+        level = logging.DEBUG if event.type is TaskEventType.MERGED else logging.INFO
+        logger.log(
+            level,
+            "task %s %s (%s)",
+            event.task_id,
+            event.type.value,
+            event.status.value,
+            extra={
+                "task_id": event.task_id,
+                "event_id": event.event_id,
+                "type": event.type.value,
+                "status": event.status.value,
+                "actor_id": event.actor_id,
+            },
+        )
 
 
 async def _on_event(message: Any, raw: bytes, headers: dict[str, Any]) -> Outcome | Rejection:

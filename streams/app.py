@@ -18,6 +18,7 @@ from faust.web import Request, Response, View
 from streams import metrics
 from streams.domain.calendar import Calendar, calendar_from_setting
 from streams.domain.merge import MergeConfig
+from streams.logs import logging_config
 from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
 from streams.taskbook import TaskBook
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         web_enabled=True,
         autodiscover=False,
+        logging_config=logging_config(settings.log_format),
     )
     metrics.BUILD_INFO.info({"version": VERSION})
 

@@ -18,6 +18,7 @@ from streams.exceptions import SettingsError
 
 __all__ = [
     "ENV_PREFIX",
+    "LogFormat",
     "SaslMechanism",
     "SecurityProtocol",
     "Settings",
@@ -29,6 +30,7 @@ ENV_PREFIX = "CITYGRID_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogFormat = Literal["text", "json"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -140,6 +142,9 @@ class Settings:
         30.0, "How often the leader worker recomputes and publishes the KPIs (default 30s)."
     )
     red_flags: int = _setting(5, "How many top-ranked roads hold a red flag (红旗).")
+    log_format: LogFormat = _setting(
+        "text", "`text` for people; `json` for log pipelines (one JSON object per line)."
+    )
     max_message_bytes: int = _setting(
         DEFAULT_MAX_MESSAGE_BYTES,
         "Input messages larger than this are dead-lettered as `too_large` without parsing.",
@@ -236,6 +241,7 @@ def _literal_choices(annotation: Any) -> tuple[str, ...]:
     named = {
         "SecurityProtocol": SecurityProtocol,
         "SaslMechanism": SaslMechanism,
+        "LogFormat": LogFormat,
     }
     target = named.get(annotation, annotation) if isinstance(annotation, str) else annotation
     return tuple(str(a) for a in get_args(target))

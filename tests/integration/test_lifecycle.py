@@ -38,6 +38,7 @@ def deployment(
             "CITYGRID_TIME_LIMITS": "4002=1m",
             "CITYGRID_OVERDUE_CHECK": "1s",
             "CITYGRID_KPI_INTERVAL": "2s",
+            "CITYGRID_LOG_FORMAT": "json",
         },
         tmp_path / "worker",
     )
@@ -146,6 +147,15 @@ def test_a_task_lives_through_rework_closure_and_rebound(
     reasons = sorted(dict(r.headers)["citygrid.error.reason"].decode() for r in dlq)
     assert reasons == ["invalid_transition", "unknown_task", "unknown_task"]
     assert all(dict(r.headers)["citygrid.error.topic"].endswith(b"city.feedback") for r in dlq)
+
+    # Structured logs: the task's transitions are JSON lines carrying its id as a field.
+    logged = [
+        loads(line)
+        for line in worker.log_path.read_text().splitlines()
+        if line.startswith("{") and task_id in line
+    ]
+    assert {entry.get("type") for entry in logged} >= {"created", "verify_failed", "verify_passed"}
+    assert all(entry["task_id"] == task_id for entry in logged if "type" in entry)
 
     metrics = worker.metrics()
     assert sample(metrics, "citygrid_task_reworks_total", domain="citymgmt") == 1
