@@ -40,9 +40,14 @@ def _gauges(report: KpiReport) -> None:
         _set_rates("domain", domain, kpi.window)
 
 
-@app.timer(interval=settings.kpi_interval, on_leader=True)  # type: ignore[untyped-decorator]  # faust is untyped
+@app.timer(interval=settings.kpi_interval)  # type: ignore[untyped-decorator]  # faust is untyped
 async def publish_kpis() -> None:
     """Recompute and publish the KPIs (leader only: one writer for city.kpi.roads)."""
+    if not app.is_leader():
+        # A former leader must not keep exporting its last figures beside the new leader's.
+        metrics.KPI_RATE.clear()
+        _published.clear()
+        return
     if not (taskbook.ready.is_set() and registry.ready.is_set()):
         return
     now = datetime.now(UTC)

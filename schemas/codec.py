@@ -72,6 +72,9 @@ _SOURCES: Final = {s.value: s for s in Source}
 _SEVERITIES: Final = {s.value: s for s in Severity}
 _ACTIONS: Final = {a.value: a for a in Action}
 _FUTURE_SKEW: Final = timedelta(seconds=FUTURE_SKEW_SECONDS)
+_LAT_MAX: Final = 90.0
+_LON_MAX: Final = 180.0
+"""WGS84 ranges."""
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -139,6 +142,10 @@ def _timestamp(value: Any, name: str) -> datetime:
             f"got {_preview(value)}"
         )
     try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
         # 3.11's fromisoformat takes 'Z' and nanoseconds but not lower-case 't' and 'z'.
         return datetime.fromisoformat(value.upper())
     except ValueError as exc:
@@ -154,6 +161,17 @@ def _evidence(value: Any) -> tuple[Evidence, ...]:
         _fail(f"evidence: at most {EVIDENCE_MAX} items, got {len(value)}")
     items = []
     for i, item in enumerate(value):
+        if type(item) is dict:
+            sha, media_type, uri = item.get("sha256"), item.get("media_type"), item.get("uri")
+            if (
+                type(sha) is str
+                and _SHA256.fullmatch(sha) is not None
+                and type(media_type) is str
+                and 0 < len(media_type) <= MEDIA_TYPE_MAX
+                and (uri is None or (type(uri) is str and 0 < len(uri) <= URI_MAX))
+            ):
+                items.append(Evidence(sha.lower(), media_type, uri))
+                continue
         if type(item) is not dict:
             _fail(f"evidence[{i}]: must be an object, got {_json_type(item)}")
         sha = item.get("sha256")
@@ -173,14 +191,22 @@ def _location(value: Any) -> Location:
     road_id = _string(value, "road_id", ID_MAX, False)
     lat = value.get("lat")
     lon = value.get("lon")
+    # Fast path: orjson yields only finite floats, so in-range floats are valid as they are.
+    if (
+        type(lat) is float
+        and type(lon) is float
+        and -_LAT_MAX <= lat <= _LAT_MAX
+        and -_LON_MAX <= lon <= _LON_MAX
+    ):
+        return Location(road_id, lat, lon)
     if (lat is None) != (lon is None):
         _fail("location: lat and lon go together")
     if lat is not None:
         lat = _number(lat, "location.lat")
         lon = _number(lon, "location.lon")
-        if not -90.0 <= lat <= 90.0:  # noqa: PLR2004 - WGS84 latitude range
+        if not -_LAT_MAX <= lat <= _LAT_MAX:
             _fail(f"location.lat: must be within -90..90, got {lat}")
-        if not -180.0 <= lon <= 180.0:  # noqa: PLR2004 - WGS84 longitude range
+        if not -_LON_MAX <= lon <= _LON_MAX:
             _fail(f"location.lon: must be within -180..180, got {lon}")
     elif road_id is None:
         _fail("location: needs road_id, or lat and lon, or both")
@@ -209,8 +235,16 @@ def _object(raw: bytes, max_bytes: int) -> dict[str, Any]:
     return obj
 
 
-def _extra(obj: dict[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
-    if known.issuperset(obj):
+def _present(required: int, *optional: Any) -> int:
+    """How many known fields an object surely holds: the required ones and the optional ones
+    read with a value (an absent, null or empty one is not counted, so this never overcounts)."""
+    return required + len(optional) - optional.count(None) - optional.count(())
+
+
+def _extra(obj: dict[str, Any], known: frozenset[str], present: int) -> Mapping[str, Any]:
+    # ``present`` known fields were read with a value: when that is every key, there is nothing
+    # extra, and the key-by-key check (the costliest step for a typical event) is skipped.
+    if len(obj) == present or known.issuperset(obj):
         return _EMPTY
     return MappingProxyType({k: v for k, v in obj.items() if k not in known})
 
@@ -262,10 +296,12 @@ def _event(raw: bytes, topic_domain: Domain | None, now: datetime, max_bytes: in
             f"the processing clock {now.isoformat()}",
             RejectReason.FUTURE_TIMESTAMP,
         )
+    present = _present(7, officer_id, severity, reading, description, evidence)
     # Positional: keyword construction of a 13-field tuple costs twice as much, per event.
     return Event(
         event_id, domain, source, device_id, code, occurred_at, location,
-        officer_id, severity, reading, description, evidence, _extra(obj, EVENT_FIELDS),
+        officer_id, severity, reading, description, evidence,
+        _extra(obj, EVENT_FIELDS, present),
     )  # fmt: skip
 
 
@@ -311,7 +347,7 @@ def _feedback(raw: bytes, max_bytes: int) -> Feedback:
         evidence=evidence,
         assignee=assignee,
         reason=reason,
-        extra=_extra(obj, FEEDBACK_FIELDS),
+        extra=_extra(obj, FEEDBACK_FIELDS, _present(4, note, evidence, assignee, reason)),
     )
 
 
