@@ -60,6 +60,10 @@ check: lint types test-unit ## Lint, types and unit tests
 schemas: $(STAMP) ## Regenerate schemas/json/*.schema.json from the code
 	$(BIN)/python -m schemas.generate
 
+.PHONY: dashboards
+dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from the code
+	$(BIN)/python deploy/grafana/generate.py
+
 .PHONY: bench-codec
 bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loads as reference
 	$(BIN)/python bench/codec.py

@@ -23,6 +23,8 @@ from grafana_foundation_sdk.builders import (
     text,
     timeseries,
 )
+from grafana_foundation_sdk.cog import variants
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import (
@@ -79,17 +81,16 @@ _TASK_WINDOW = "1h"
 # --- panels ---------------------------------------------------------------------------------------
 
 
-def _q(expr: str, legend: str = "__auto", ref: str = "A") -> prometheus.Dataquery:
-    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref)
+def _q(expr: str, legend: str = "__auto") -> prometheus.Dataquery:
+    return prometheus.Dataquery().expr(expr).legend_format(legend)
 
 
-def _instant(expr: str, legend: str = "__auto", ref: str = "A") -> prometheus.Dataquery:
-    return _q(expr, legend, ref).instant()
+def _instant(expr: str, legend: str = "__auto") -> prometheus.Dataquery:
+    return _q(expr, legend).instant()
 
 
-def _refs(queries: tuple[prometheus.Dataquery, ...]) -> list[prometheus.Dataquery]:
-    # Each query's refId follows its position, so a panel's queries are A, B, C... whatever order
-    # they are listed in.
+def _refs(queries: tuple[prometheus.Dataquery, ...]) -> list[Builder[variants.Dataquery]]:
+    # A panel's queries are A, B, C... in the order they are listed.
     return [q.ref_id(chr(ord("A") + i)) for i, q in enumerate(queries)]
 
 
@@ -170,9 +171,6 @@ def _ranking(
     query: prometheus.Dataquery,
     *,
     thresholds: dashboard.ThresholdsConfig,
-    unit: str = "percentunit",
-    width: int = 6,
-    height: int = 10,
 ) -> bargauge.Panel:
     return (
         bargauge.Panel()
@@ -180,12 +178,12 @@ def _ranking(
         .description(description)
         .datasource(_DS)
         .targets(_refs((query,)))
-        .unit(unit)
+        .unit("percentunit")
         .min(0)
         .max(1)
         .thresholds(thresholds)
-        .span(width)
-        .height(height)
+        .span(6)
+        .height(10)
         .orientation(VizOrientation.HORIZONTAL)
         .display_mode(BarGaugeDisplayMode.GRADIENT)
         .show_unfilled(True)
@@ -193,8 +191,10 @@ def _ranking(
     )
 
 
-def _matrix(title: str, description: str, expr: str, row_field: str, row_name: str) -> table.Panel:
-    # One instant query as a table, folded into rows of `row_field` by columns of `kpi`.
+def _matrix(title: str, description: str, expr: str, row_name: str) -> table.Panel:
+    # One instant query of citygrid_kpi_ratio as a table, folded into a row per `name` (community
+    # or domain) and a column per `kpi`; Grafana names the first column "name\kpi".
+    corner = "name\\kpi"
     return (
         table.Panel()
         .title(title)
@@ -209,7 +209,7 @@ def _matrix(title: str, description: str, expr: str, row_field: str, row_name: s
             model.DataTransformerConfig(
                 id_val="groupingToMatrix",
                 options={
-                    "rowField": row_field,
+                    "rowField": "name",
                     "columnField": "kpi",
                     "valueField": "Value",
                     "emptyValue": "null",
@@ -220,9 +220,9 @@ def _matrix(title: str, description: str, expr: str, row_field: str, row_name: s
             model.DataTransformerConfig(
                 id_val="organize",
                 options={
-                    "renameByName": {f"{row_field}\\kpi": row_name, **KPIS},
+                    "renameByName": {corner: row_name, **KPIS},
                     "indexByName": {
-                        f"{row_field}\\kpi": 0,
+                        corner: 0,
                         **{kpi: i + 1 for i, kpi in enumerate(KPIS)},
                     },
                 },
@@ -389,8 +389,8 @@ def pipeline() -> model.Dashboard:
         .with_panel(
             _series(
                 "Consumer lag by topic",
-                "Messages behind the log end, per topic. The gauge is group-wide and every "
-                "worker reports it, so the panel takes the max across workers, not the sum.",
+                "Messages the worker group has not committed yet, per input topic. The gauge is "
+                "group-wide and every worker reports it, so the panel takes the max, not the sum.",
                 _q("max by (topic) (citygrid_consumer_lag_messages)", "{{topic}}"),
                 width=8,
             )
@@ -431,7 +431,8 @@ def pipeline() -> model.Dashboard:
         .with_panel(
             _stat(
                 "Workers ready",
-                "Workers whose citygrid_worker_ready is 1, out of the workers Prometheus scrapes.",
+                "Workers ready (partitions assigned, tables recovered, road registry loaded) "
+                "out of the workers Prometheus scrapes.",
                 _instant("sum(citygrid_worker_ready)", "ready"),
                 _instant("count(citygrid_worker_ready)", "workers"),
                 width=8,
@@ -513,8 +514,8 @@ def tasks() -> model.Dashboard:
         .with_panel(
             _series(
                 "Waiting for dispatch by priority",
-                "Tasks in registered with no assignee (a grid cell or a vacant road chief): a "
-                "dispatcher must assign them by hand.",
+                "Open tasks still registered, dispatched to nobody (a grid cell, no road chief "
+                "or a vacant post): a dispatcher must assign them by hand.",
                 _q(
                     f"sum by (priority) (citygrid_tasks_waiting_dispatch{{{_DOMAIN}}})",
                     "{{priority}}",
@@ -676,7 +677,6 @@ def roads() -> model.Dashboard:
                 "Communities 社区",
                 "Every community's rates over the KPI window.",
                 f'{ratio}{{level="community"}} >= 0',
-                "name",
                 "Community 社区",
             )
         )
@@ -685,7 +685,6 @@ def roads() -> model.Dashboard:
                 "Domains 领域",
                 "Every domain's rates over the KPI window.",
                 f'{ratio}{{level="domain",name=~"$domain"}} >= 0',
-                "name",
                 "Domain 领域",
             )
         )
