@@ -53,8 +53,20 @@ lint: $(STAMP) ## ruff lint and format check
 types: $(STAMP) ## mypy, strict
 	$(BIN)/mypy
 
+# promtool comes with Prometheus (Debian: apt-get install prometheus; .ci/run installs it). Where it
+# is missing `make check` leaves `rules` out; the unit tests say they skipped promtool's part.
+PROMTOOL ?= $(shell command -v promtool)
+PROMETHEUS_DIR := deploy/prometheus
+
+.PHONY: rules
+rules: ## Check the Prometheus config and rules and run the rules' unit tests (promtool)
+	@test -n "$(PROMTOOL)" || { echo "make rules needs promtool (Debian: apt-get install prometheus)"; exit 1; }
+	$(PROMTOOL) check config $(PROMETHEUS_DIR)/prometheus.yml
+	$(PROMTOOL) check rules $(PROMETHEUS_DIR)/rules/*.yml
+	$(PROMTOOL) test rules $(PROMETHEUS_DIR)/tests/*.yml
+
 .PHONY: check
-check: lint types test-unit ## Lint, types and unit tests
+check: lint types test-unit $(if $(PROMTOOL),rules) ## Lint, types, unit tests, and `make rules` where promtool is installed
 
 .PHONY: schemas
 schemas: $(STAMP) ## Regenerate schemas/json/*.schema.json from the code
