@@ -76,6 +76,10 @@ schemas: $(STAMP) ## Regenerate schemas/json/*.schema.json from the code
 dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from the code
 	$(BIN)/python deploy/grafana/generate.py
 
+.PHONY: prometheusrule
+prometheusrule: $(STAMP) ## Regenerate deploy/k8s/prometheusrule.yaml from the Prometheus rules file
+	$(BIN)/python deploy/k8s/generate_prometheusrule.py
+
 .PHONY: bench-codec
 bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loads as reference
 	$(BIN)/python bench/codec.py
