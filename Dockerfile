@@ -37,6 +37,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY deploy/registry /app/deploy/registry
 COPY deploy/calendar /app/deploy/calendar
+COPY deploy/scenarios /app/deploy/scenarios
 # streams.registry.DEMO_REGISTRY (the default of `registry load` and the road list `simulate`
 # places its traffic on) is looked up next to the installed package, i.e. in site-packages/deploy.
 RUN ln -s /app/deploy /opt/venv/lib/python3.11/site-packages/deploy

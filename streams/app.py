@@ -207,3 +207,6 @@ async def _follow_registry() -> None:
 @app.task  # type: ignore[untyped-decorator]  # faust is untyped
 async def _follow_tasks() -> None:
     await taskbook.run()
+
+
+import streams.api  # noqa: E402, F401 - mounts the dispatch board and the HTTP API on app

@@ -1,5 +1,6 @@
-"""The ``citygrid`` command: Faust's own command line (``citygrid worker -l info``) plus citygrid's
-commands (``topics``, ``registry``, ``broker``, ``simulate``, ``demo``)."""
+"""The ``citygrid`` command: Faust's own command line (``citygrid worker -l info``) plus
+citygrid's commands (``topics``, ``registry``, ``broker``, ``simulate``, ``console``,
+``publish``, ``demo``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import click
 from streams.exceptions import CitygridError
 from streams.settings import Settings
 
-__all__ = ["demo", "main", "simulate", "topics"]
+__all__ = ["console", "demo", "main", "publish_message", "simulate", "topics"]
 
 
 def _settings() -> Settings:
@@ -69,37 +70,127 @@ def topics_list() -> None:
     type=click.FloatRange(0.0, 1.0),
     help="Share of deliberately malformed messages.",
 )
+@click.option(
+    "--feedback/--no-feedback",
+    default=True,
+    show_default=True,
+    help="Road chiefs accept and handle the tasks dispatched to them, 5-60 s apart, and "
+    "supervisors verify them (about 15% sent back for rework), as long as the traffic runs. "
+    "Who does what is seeded; when depends on when the worker shows the task.",
+)
+@click.option(
+    "--scenario",
+    metavar="FILE|NAME",
+    default=None,
+    help="Play this scripted story instead of random traffic: a YAML file, or the name of a "
+    "shipped one (bin-rebound, vending-stall in deploy/scenarios/).",
+)
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="With --scenario: send each step as soon as the worker shows the one before, not at "
+    "its scripted time; timestamps keep the scripted spacing.",
+)
+@click.option(
+    "--run-id",
+    default=None,
+    help="With --scenario: the tag in the story's event ids, and so in its task ids: the same "
+    "tag gives the same task ids. [default: the start time]",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="With --scenario: check the story and print what each step should do; send nothing.",
+)
 def simulate(
-    rate: float, count: int | None, duration: float | None, seed: int, bad_ratio: float
+    *,
+    rate: float,
+    count: int | None,
+    duration: float | None,
+    seed: int,
+    bad_ratio: float,
+    feedback: bool,
+    scenario: str | None,
+    fast: bool,
+    run_id: str | None,
+    dry_run: bool,
 ) -> None:
     """Publish simulated field traffic (terminals, sensors, cameras, drones, hotline) to the four
-    domain topics of CITYGRID_BROKER_URL. Runs until --count or --duration, or Ctrl-C."""
+    domain topics of CITYGRID_BROKER_URL, and the feedback of the people answering the tasks
+    (city.feedback). Runs until --count or --duration, or Ctrl-C.
+
+    With --scenario, plays a scripted story instead, step by step, waiting for the worker to
+    show each step's effect on city.tasks.state; exits non-zero when the story does not play out
+    as written. A story needs places where nothing was reported before, so it is played once per
+    deployment (or topic prefix).
+    """
     from rich.progress import Progress  # noqa: PLC0415
 
     from streams.simulator import SimulatorConfig, publish  # noqa: PLC0415
 
+    settings = _settings()
+    if scenario is not None:
+        from streams.scenario import (  # noqa: PLC0415
+            find_scenario,
+            load_scenario,
+            outline,
+            script_for,
+            tell,
+        )
+
+        try:
+            script = script_for(
+                load_scenario(find_scenario(scenario)), settings, fast=fast, run=run_id
+            )
+            if dry_run:
+                for line in outline(script):
+                    click.echo(line)
+                return
+            asyncio.run(tell(settings, script, click.echo))
+        except CitygridError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted")
+        return
+    if fast or run_id or dry_run:
+        raise click.UsageError("--fast, --run-id and --dry-run go with --scenario")
     if rate <= 0:
         raise click.BadParameter("must be positive", param_hint="--rate")
-    settings = _settings()
     config = SimulatorConfig(
-        rate=rate, count=count, duration=duration, seed=seed, bad_ratio=bad_ratio
+        rate=rate, count=count, duration=duration, seed=seed, bad_ratio=bad_ratio, feedback=feedback
     )
     total = count or (int(rate * duration) if duration else None)
+    answered = 0
     with Progress(transient=False) as progress:
         bar = progress.add_task("publishing", total=total)
+
+        def on_feedback(_: object) -> None:
+            nonlocal answered
+            answered += 1
+            progress.update(bar, description=f"publishing ({answered} feedback)")
+
         try:
             sent = asyncio.run(
-                publish(settings, config, on_sent=lambda n: progress.update(bar, completed=n))
+                publish(
+                    settings,
+                    config,
+                    on_sent=lambda n: progress.update(bar, completed=n),
+                    on_feedback=on_feedback,
+                )
             )
         except KeyboardInterrupt:
             click.echo("interrupted")
             return
-    click.echo(f"sent {sent} messages to {settings.bootstrap_servers}")
+    click.echo(
+        f"sent {sent.events} events and {sent.feedback} feedback messages "
+        f"to {settings.bootstrap_servers}"
+    )
 
 
 @click.command()
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--rate", default=20.0, show_default=True, help="Simulated messages per second.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
 @click.option("--web-port", default=6066, show_default=True, help="The worker's HTTP port.")
 @click.option(
     "--state-dir",
@@ -108,19 +199,201 @@ def simulate(
     show_default=True,
     help="Where logs and the worker's state go.",
 )
-def demo(duration: float | None, rate: float, web_port: int, state_dir: Path) -> None:
-    """Start the embedded broker (tansu), create the topics, start a worker and simulated
-    terminals, and print where to look. Ctrl-C stops everything."""
+@click.option(
+    "--feedback/--no-feedback",
+    default=True,
+    show_default=True,
+    help="Simulated road chiefs and supervisors accept, handle and verify the tasks.",
+)
+@click.option(
+    "--scenario",
+    "scenarios",
+    metavar="FILE|NAME",
+    multiple=True,
+    help="A scripted story to play at the start, beside the random traffic; repeat for more. "
+    "[default: bin-rebound]",
+)
+@click.option("--no-scenario", is_flag=True, help="Random traffic only, no scripted story.")
+def demo(
+    *,
+    duration: float | None,
+    rate: float,
+    seed: int,
+    web_port: int,
+    state_dir: Path,
+    feedback: bool,
+    scenarios: tuple[str, ...],
+    no_scenario: bool,
+) -> None:
+    """Start the embedded broker (tansu), create the topics, start a worker, simulated terminals
+    and the people answering the tasks, play the bin-rebound story, and print where to look.
+    Ctrl-C stops everything."""
     from streams.demo import DemoConfig, run_demo  # noqa: PLC0415
 
+    stories = () if no_scenario else (scenarios or ("bin-rebound",))
     try:
         code = run_demo(
-            DemoConfig(workdir=state_dir, web_port=web_port, rate=rate, duration=duration),
+            DemoConfig(
+                workdir=state_dir,
+                web_port=web_port,
+                rate=rate,
+                duration=duration,
+                seed=seed,
+                feedback=feedback,
+                scenarios=stories,
+            ),
             say=click.echo,
         )
     except CitygridError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+@click.command()
+@click.option(
+    "--community",
+    multiple=True,
+    help="Only tasks of this community. Repeat it or give a comma list.",
+)
+@click.option(
+    "--road",
+    multiple=True,
+    help="Only tasks on this road id (or grid cell). Repeat it or give a comma list.",
+)
+@click.option(
+    "--domain",
+    multiple=True,
+    help="Only this domain: fire, environment, sanitation, citymgmt. Repeat it or give a "
+    "comma list.",
+)
+@click.option(
+    "--status",
+    multiple=True,
+    help="Only this status: registered, dispatched, accepted, handled, suspended, closed, "
+    "cancelled; 'open' for the first five, 'all' for every one. Repeat it or give a comma "
+    "list. [default: open]",
+)
+@click.option(
+    "--priority",
+    multiple=True,
+    help="Only this priority: P1 to P4. Repeat it or give a comma list.",
+)
+@click.option(
+    "--assignee",
+    multiple=True,
+    help="Only tasks assigned to this id. Repeat it or give a comma list.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh-CN", "en"]),
+    default="zh-CN",
+    show_default=True,
+    help="Language of the table.",
+)
+@click.option(
+    "--jsonl",
+    is_flag=True,
+    help="Write JSON lines for scripts instead of the table: one object per task as it stands, "
+    'then one per change (the task state plus "event", "events" and "snapshot").',
+)
+def console(
+    *,
+    community: tuple[str, ...],
+    road: tuple[str, ...],
+    domain: tuple[str, ...],
+    status: tuple[str, ...],
+    priority: tuple[str, ...],
+    assignee: tuple[str, ...],
+    lang: str,
+    jsonl: bool,
+) -> None:
+    """Watch the tasks live: every task on city.tasks.state as it stands, then each change as
+    city.tasks.state and city.tasks.events report it. The table shows the most urgent first
+    (priority, then oldest), with deadlines (⏰ overdue), rebounds (返) and rework. Reads the
+    topics whole without a consumer group, so it never takes work from a worker. Ctrl-C quits."""
+    from rich.console import Console  # noqa: PLC0415 - keeps `--help` fast
+
+    from schemas.i18n import Language  # noqa: PLC0415
+    from streams.console import filter_from_options, watch_lines, watch_table  # noqa: PLC0415
+
+    try:
+        view = filter_from_options(
+            community=community,
+            road=road,
+            domain=domain,
+            status=status,
+            priority=priority,
+            assignee=assignee,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    language: Language = "en" if lang == "en" else "zh-CN"
+    settings = _settings()
+
+    def write(line: bytes) -> None:
+        sys.stdout.buffer.write(line + b"\n")
+        sys.stdout.buffer.flush()
+
+    try:
+        if jsonl:
+            asyncio.run(watch_lines(settings, view, write))
+        else:
+            asyncio.run(watch_table(settings, view, language, Console()))
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep the exit flush from failing.
+        import os  # noqa: PLC0415
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@click.command(name="publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option(
+    "--kind",
+    type=click.Choice(["event", "feedback"]),
+    default=None,
+    help="What FILE holds. [default: told by its fields: event_id, device_id, ... for an "
+    "event; task_id, action, ... for feedback]",
+)
+@click.option("--dry-run", is_flag=True, help="Validate only; send nothing.")
+def publish_message(*, file: str, kind: str | None, dry_run: bool) -> None:
+    """Send ONE event or feedback message from FILE ('-' for stdin) to its topic, once the codec
+    accepts it: an event to city.events.<domain>, keyed by its device_id; feedback to
+    city.feedback, keyed by its task_id. A refused message is not sent: the codec's reason and
+    detail are printed and the exit status is 1.
+
+    Events go out unsigned: device signatures come with device keys in a later release. Whether
+    a feedback's task exists and allows the action is the worker's decision; a refusal lands in
+    city.events.dlq."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from schemas.codec import Rejection  # noqa: PLC0415
+    from streams.publish import prepare, send  # noqa: PLC0415
+
+    settings = _settings()
+    with click.open_file(file, "rb") as stream:
+        raw = stream.read()
+    message = prepare(
+        raw,
+        settings,
+        now=datetime.now(UTC),
+        kind="event" if kind == "event" else "feedback" if kind == "feedback" else None,
+    )
+    if isinstance(message, Rejection):
+        raise click.ClickException(f"refused, nothing sent ({message.reason}): {message.detail}")
+    if dry_run:
+        click.echo(f"valid {message.summary}; would go to {message.topic} (--dry-run: not sent)")
+        return
+    try:
+        sent = asyncio.run(send(settings, message))
+    except CitygridError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"sent {message.summary} to {sent.topic} (partition {sent.partition}, "
+        f"offset {sent.offset}) on {settings.bootstrap_servers}"
+    )
 
 
 def main() -> None:
@@ -135,6 +408,6 @@ def main() -> None:
         sys.exit(2)
     from faust.cli.faust import cli  # noqa: PLC0415
 
-    for command in (topics, broker, registry, simulate, demo):
+    for command in (topics, broker, registry, simulate, demo, console, publish_message):
         cli.add_command(command)
     app.main()

@@ -96,6 +96,12 @@ class Settings:
     )
     web_host: str = _setting("127.0.0.1", "Address the worker's HTTP server binds.")
     web_port: int = _setting(6066, "Port of the worker's HTTP server (`/metrics`, `/health`).")
+    api_token: str = _setting(
+        "",
+        "Bearer token the dispatch board and the HTTP API require (`Authorization: Bearer ...`); "
+        "empty leaves them open. `/health`, `/ready` and `/metrics` never ask for it.",
+        secret=True,
+    )
     session_timeout: float = _setting(
         10.0,
         "How long the group waits for a silent worker before moving its partitions. tansu "

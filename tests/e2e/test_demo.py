@@ -1,5 +1,6 @@
 """The README's first command, as a newcomer runs it: the demo starts everything, shows events
-being accepted and dead-lettered, and Ctrl-C stops it all with nothing left running."""
+being accepted and dead-lettered, tasks closed by the simulated people and the scripted rebound
+within the first minute, and Ctrl-C stops it all with nothing left running."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from streams.brokers import free_port
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-_COUNTS = re.compile(r"consumed (\d+)\s+accepted (\d+)\s+dead-lettered (\d+).*tasks (\d+)")
+_COUNTS = re.compile(
+    r"consumed (\d+)\s+accepted (\d+)\s+dead-lettered (\d+).*tasks (\d+)"
+    r".*closed (\d+).*rebounds (\d+)"
+)
 
 
 def _port_open(address: str) -> bool:
@@ -51,9 +55,10 @@ def test_demo_runs_until_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) -> Non
         text=True,
     )
     assert demo.stdout is not None
+    started = time.monotonic()
     lines: list[str] = []
-    counts = (0, 0, 0, 0)
-    deadline = time.monotonic() + 120
+    counts = (0, 0, 0, 0, 0, 0)
+    deadline = started + 120
     while time.monotonic() < deadline:
         line = demo.stdout.readline()
         if not line:
@@ -62,16 +67,28 @@ def test_demo_runs_until_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) -> Non
         match = _COUNTS.search(line)
         if match:
             counts = tuple(int(g) for g in match.groups())  # type: ignore[assignment]
-            if all(counts):
+            # The story closes one task; a second is the simulated people's work.
+            if all(counts) and counts[4] >= 2:
                 break
+    elapsed = time.monotonic() - started
     output = "".join(lines)
-    consumed, accepted, dead_lettered, tasks = counts
+    consumed, accepted, dead_lettered, tasks, closed, rebounds = counts
     assert accepted > 0, output
     assert dead_lettered > 0, output
     assert tasks > 0, output
     # Accepted is counted one hop later (after the repartition), so it may trail.
     assert consumed >= accepted + dead_lettered, output
+    # The people close tasks and the bin-rebound story flags its rebound within about a minute
+    # (a few seconds more for the broker and the worker to start), and every action they take
+    # is one the task's status allows.
+    assert closed >= 2, output
+    assert rebounds > 0, output
+    assert elapsed < 90, f"closed tasks and rebound after {elapsed:.0f} s\n{output}"
+    assert "invalid_transition" not in output and "unknown_task" not in output, output
+    assert re.search(r"story .*overflow-again .*REBOUND of longshan-st~3002~", output), output
+    assert f"board      http://127.0.0.1:{web_port}/\n" in output
     assert f"http://127.0.0.1:{web_port}/metrics" in output
+    assert re.search(r"CITYGRID_BROKER_URL=kafka://127\.0\.0\.1:\d+ \S*citygrid console", output)
 
     broker = re.search(r"on (127\.0\.0\.1:\d+)", output)
     worker = re.search(r"worker\s+pid (\d+)", output)
