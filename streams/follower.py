@@ -23,8 +23,8 @@ __all__ = ["Apply", "TopicFollower"]
 
 logger = logging.getLogger(__name__)
 
-Apply = Callable[[bytes | None, bytes | None], None]
-"""What to do with one record: ``(key, value)``, value None for a tombstone."""
+Apply = Callable[[bytes | None, bytes | None], object]
+"""What to do with one record: ``(key, value)``, value None for a tombstone (result ignored)."""
 
 
 class TopicFollower:

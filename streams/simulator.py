@@ -31,19 +31,18 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.categories import CATEGORIES, Category
 from schemas.enums import Action, Domain, Source, Status
-from schemas.json import JSONDecodeError, dumps, loads
+from schemas.json import dumps
 from schemas.road import Point, Road
 from schemas.task import Task
 from streams.domain.merge import slot_key, slot_of_task
 from streams.domain.places import METRES_PER_DEGREE, RoadIndex, grid_cell
-from streams.follower import TopicFollower
 from streams.registry import DEMO_REGISTRY, load_registry_file
 from streams.settings import Settings
+from streams.taskbook import TaskBook
 from streams.topics import EVENT_TOPICS, kafka_client_options, topic_name
 
 __all__ = [
     "FEEDBACK_TOPIC",
-    "TASK_STATE_TOPIC",
     "Crew",
     "District",
     "Message",
@@ -63,7 +62,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FEEDBACK_TOPIC: Final = "city.feedback"
-TASK_STATE_TOPIC: Final = "city.tasks.state"
 """Contract topic names, before the deployment's prefix."""
 
 _SENSORS_PER_ROAD = 3
@@ -454,38 +452,23 @@ class Crew:
         return sum(p.plan is not None for p in self._plans.values())
 
 
-class TaskView:
-    """The latest state of every task, followed on ``city.tasks.state`` (compacted, read whole
-    without a consumer group), with a way to wait until it shows something."""
+class TaskView(TaskBook):
+    """The task book (every task's latest state, from ``city.tasks.state``) with a way to wait
+    until it shows something, and a callback for each task taken in."""
 
     def __init__(self, settings: Settings, on_task: Callable[[Task], None] | None = None) -> None:
-        self.tasks: dict[str, Task] = {}
+        super().__init__(settings)
         self._on_task = on_task
         self._changed = asyncio.Event()
-        self._follower = TopicFollower(settings, topic_name(settings, TASK_STATE_TOPIC), self.apply)
 
-    @property
-    def ready(self) -> asyncio.Event:
-        """Set once the states present at start have been read."""
-        return self._follower.ready
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Take in one task state record (a tombstone forgets the task)."""
-        if key is None:
-            return
-        task_id = key.decode("utf-8", "replace")
-        if value is None:
-            self.tasks.pop(task_id, None)
-            return
-        try:
-            task = Task.from_wire(loads(value))
-        except (JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-            logger.warning("ignoring task state %s: %s", task_id, exc)
-            return
-        self.tasks[task_id] = task
-        self._changed.set()
-        if self._on_task is not None:
-            self._on_task(task)
+    def apply(self, key: bytes | None, value: bytes | None) -> Task | None:
+        """Take in one task state record and wake whoever waits."""
+        task = super().apply(key, value)
+        if task is not None:
+            self._changed.set()
+            if self._on_task is not None:
+                self._on_task(task)
+        return task
 
     async def wait(self, check: Callable[[Mapping[str, Task]], bool], within: float) -> bool:
         """Wait until ``check(tasks)`` holds; False when ``within`` seconds pass first."""

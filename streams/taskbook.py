@@ -33,18 +33,21 @@ class TaskBook:
         """Set once the task states have been read to the end."""
         return self._follower.ready
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Apply one task state record (a tombstone forgets the task)."""
+    def apply(self, key: bytes | None, value: bytes | None) -> Task | None:
+        """Apply one task state record (a tombstone forgets the task); returns the task taken in."""
         if key is None:
-            return
+            return None
         task_id = key.decode("utf-8", "replace")
         if value is None:
             self.tasks.pop(task_id, None)
-            return
+            return None
         try:
-            self.tasks[task_id] = Task.from_wire(loads(value))
+            task = Task.from_wire(loads(value))
         except (JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             logger.warning("ignoring task state %s: %s", task_id, exc)
+            return None
+        self.tasks[task_id] = task
+        return task
 
     def prune(self, now: datetime) -> None:
         """Drop closed and cancelled tasks last changed before the KPI window."""
