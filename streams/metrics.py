@@ -77,7 +77,8 @@ EVENTS_DUPLICATE = Counter(
 )
 SENSOR_READINGS = Counter(
     "citygrid_sensor_readings_total",
-    "Sensor readings judged against their category's threshold, by outcome.",
+    "Sensor readings that made no report: under the threshold (below) or not yet sustained "
+    "(pending).",
     ["domain", "outcome"],
     registry=REGISTRY,
 )
@@ -215,7 +216,7 @@ def _prime() -> None:
             TASKS_WAITING_DISPATCH.labels(domain.value, priority.value)
         TASKS_OVERDUE_TOTAL.labels(domain.value)
         TASKS_OVERDUE.labels(domain.value)
-        for outcome in ("below", "pending", "sustained"):
+        for outcome in ("below", "pending"):
             SENSOR_READINGS.labels(domain.value, outcome)
     for outcome in ("applied", "dead_lettered"):
         FEEDBACK_CONSUMED.labels(outcome)
