@@ -148,9 +148,10 @@ async def _on_event(message: Any, raw: bytes, headers: dict[str, Any]) -> Outcom
     outcome = decide(state, event, place, merge_config)
     if outcome.result is Result.DUPLICATE:
         # A replay after a crash finds its effects already in the table, but the outputs of
-        # that moment may not have reached the broker: write the state again (the topic is
-        # compacted, consumers see the same task).
-        if state.task is not None:
+        # that moment may not have reached the broker: write the task's state again (the topic
+        # is compacted, consumers see the same task). Repeats that never joined the task, such
+        # as a sensor's older readings, have nothing to restore.
+        if state.task is not None and state.in_task(event):
             await publish_task(state.task, state.seq)
     else:
         await _store_and_publish(message.key, outcome)

@@ -136,6 +136,10 @@ class SlotState:
     """Event keys merged into ``task``: remembered as long as the task is, whatever their age."""
     sensors: tuple[SensorTrack, ...] = ()
 
+    def in_task(self, event: Event) -> bool:
+        """Whether ``event`` is one of the reports merged into the slot's current task."""
+        return _key(event) in self.task_keys
+
     def track(self, device_id: str) -> SensorTrack | None:
         return next((t for t in self.sensors if t.device_id == device_id), None)
 

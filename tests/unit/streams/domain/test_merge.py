@@ -768,3 +768,11 @@ def test_every_reading_over_the_threshold_is_in_a_task_pending_or_a_broken_run(
             assert where <= 1
         else:
             assert where == 1
+
+
+def test_a_slot_knows_which_reports_joined_its_task() -> None:
+    state, _ = fold([report("first"), report("second", source=Source.CAMERA)])
+    assert state.in_task(report("first"))
+    assert state.in_task(report("second", source=Source.CAMERA))
+    assert not state.in_task(report("never-sent"))
+    assert not state.in_task(report("first", device_id="another-device"))
