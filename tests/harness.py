@@ -19,8 +19,11 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.brokers import free_port
+from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
+from streams.settings import Settings
+from streams.topics import create_topics
 
-__all__ = ["WorkerProcess", "consume", "produce", "sample"]
+__all__ = ["WorkerProcess", "consume", "deploy", "produce", "sample"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -139,3 +142,31 @@ async def consume(
 def run(coro: Any) -> Any:
     """Run a coroutine from synchronous test code."""
     return asyncio.run(coro)
+
+
+def deploy(
+    bootstrap: str,
+    prefix: str,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    registry: bool = True,
+) -> tuple[Settings, WorkerProcess]:
+    """A deployment of its own on a shared broker: the contract topics under ``prefix``, the demo
+    registry (unless ``registry`` is False) and a worker configured for them, not yet started."""
+    settings = Settings.from_env(
+        {}, broker_url=f"kafka://{bootstrap}", topic_prefix=prefix, partitions=2
+    )
+    run(create_topics(settings))
+    if registry:
+        run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
+    worker = WorkerProcess(
+        {
+            "CITYGRID_BROKER_URL": settings.broker_url,
+            "CITYGRID_TOPIC_PREFIX": prefix,
+            "CITYGRID_APP_ID": f"{prefix}citygrid",
+            **(env or {}),
+        },
+        workdir,
+    )
+    return settings, worker

@@ -21,11 +21,9 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from schemas.json import dumps, loads
-from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import event_dict, feedback_dict
-from tests.harness import WorkerProcess, produce, run
+from tests.harness import WorkerProcess, deploy, produce, run
 
 pytestmark = pytest.mark.e2e
 
@@ -42,21 +40,15 @@ def deployment(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
     prefix = f"{unique_name}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
-    worker = WorkerProcess(
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
+        tmp_path / "worker",
         {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
             "CITYGRID_API_TOKEN": TOKEN,
             "CITYGRID_TIME_LIMITS": "4002=1m",
             "CITYGRID_OVERDUE_CHECK": "1s",
         },
-        tmp_path / "worker",
     )
     worker.start()
     # 503 until the worker has read the task states to their end.

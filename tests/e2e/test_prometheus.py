@@ -22,11 +22,9 @@ import yaml
 from schemas.enums import Domain
 from schemas.json import dumps, loads
 from streams.brokers import free_port
-from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import event_dict, feedback_dict
-from tests.harness import WorkerProcess, consume, produce, run
+from tests.harness import WorkerProcess, consume, deploy, produce, run
 
 PROMETHEUS = shutil.which("prometheus")
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "prometheus.yml"
@@ -46,20 +44,14 @@ def deployment(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
     prefix = f"{unique_name}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
-    worker = WorkerProcess(
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
+        tmp_path / "worker",
         {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
             # Gauges (open, overdue, waiting tasks) are refreshed on this tick.
             "CITYGRID_OVERDUE_CHECK": "1s",
         },
-        tmp_path / "worker",
     )
     worker.start()
     yield settings, worker

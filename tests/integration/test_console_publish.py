@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 
 from schemas.json import dumps, loads
-from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import ABSENT, event_dict, feedback_dict
-from tests.harness import REPO, WorkerProcess, consume, run
+from tests.harness import REPO, consume, deploy, run
 
 
 class Deployment:
@@ -89,17 +87,9 @@ class Deployment:
 @pytest.fixture
 def deployment(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> Iterator[Deployment]:
     prefix = f"{unique_name}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
-    worker = WorkerProcess(
-        {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
-        },
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
         tmp_path / "worker",
     )
     worker.start()

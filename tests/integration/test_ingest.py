@@ -13,9 +13,8 @@ import pytest
 from schemas.enums import RejectReason
 from schemas.json import dumps
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import event_bytes, event_dict
-from tests.harness import WorkerProcess, consume, produce, run, sample
+from tests.harness import WorkerProcess, consume, deploy, produce, run, sample
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +23,14 @@ def deployment(
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
     """Topics under a prefix of their own and one worker, shared by this module's tests."""
     prefix = f"t{int(time.time() * 1000) % 10**8}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    worker = WorkerProcess(
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
+        tmp_path_factory.mktemp("worker"),
         {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
             "CITYGRID_OVERDUE_CHECK": "1s",
         },
-        tmp_path_factory.mktemp("worker"),
+        registry=False,
     )
     worker.start()
     yield settings, worker

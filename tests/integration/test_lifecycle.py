@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 
 from schemas.json import dumps, loads
-from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import event_dict, feedback_dict
-from tests.harness import WorkerProcess, consume, produce, run, sample
+from tests.harness import WorkerProcess, consume, deploy, produce, run, sample
 
 
 @pytest.fixture
@@ -25,22 +23,16 @@ def deployment(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
     prefix = f"{unique_name}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
-    worker = WorkerProcess(
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
+        tmp_path / "worker",
         {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
             "CITYGRID_TIME_LIMITS": "4002=1m",
             "CITYGRID_OVERDUE_CHECK": "1s",
             "CITYGRID_KPI_INTERVAL": "2s",
             "CITYGRID_LOG_FORMAT": "json",
         },
-        tmp_path / "worker",
     )
     worker.start()
     yield settings, worker

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from schemas.json import dumps, loads
-from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
+from streams.registry import DEMO_REGISTRY, load_registry_file
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import event_dict
-from tests.harness import WorkerProcess, consume, produce, run
+from tests.harness import WorkerProcess, consume, deploy, produce, run
 
 Message = tuple[str, bytes | None, bytes | None]
 
@@ -27,17 +26,9 @@ def deployment(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
     prefix = f"{unique_name}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
-    worker = WorkerProcess(
-        {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
-        },
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
         tmp_path / "worker",
     )
     yield settings, worker

@@ -15,11 +15,9 @@ import pytest
 
 from schemas.json import loads
 from streams.domain.merge import slot_key, slot_of_task, task_id_for
-from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.scenario import SCENARIO_DIR
 from streams.settings import Settings
-from streams.topics import create_topics
-from tests.harness import REPO, WorkerProcess, consume, run, sample
+from tests.harness import REPO, WorkerProcess, consume, deploy, run, sample
 
 RUN = "itest"
 
@@ -29,17 +27,9 @@ def deployment(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
     prefix = f"{unique_name}."
-    settings = Settings.from_env(
-        {}, broker_url=f"kafka://{kafka_bootstrap}", topic_prefix=prefix, partitions=2
-    )
-    run(create_topics(settings))
-    run(publish_roads(settings, load_registry_file(DEMO_REGISTRY)))
-    worker = WorkerProcess(
-        {
-            "CITYGRID_BROKER_URL": settings.broker_url,
-            "CITYGRID_TOPIC_PREFIX": prefix,
-            "CITYGRID_APP_ID": f"{prefix}citygrid",
-        },
+    settings, worker = deploy(
+        kafka_bootstrap,
+        prefix,
         tmp_path / "worker",
     )
     worker.start()
