@@ -1,5 +1,5 @@
-"""citygrid's Faust agents. Importing this package registers every agent on ``streams.app.app``."""
+"""citygrid's stages and timers. Importing this package registers them on ``streams.app.app``."""
 
-from agents import deadlines, feedback, ingest, kpi, merge, pipeline
+from agents import deadlines, kpi, pipeline, stages
 
-__all__ = ["deadlines", "feedback", "ingest", "kpi", "merge", "pipeline"]
+__all__ = ["deadlines", "kpi", "pipeline", "stages"]

@@ -9,9 +9,9 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from schemas.enums import Domain, Priority, Status
-from schemas.json import loads
 from streams import metrics
-from streams.app import app, placed_topic, settings, slots
+from streams.app import app, outbox, settings, slots
+from streams.engine import placed_topic_name
 from streams.hop import KIND_HEADER, Kind
 
 __all__ = ["deadlines"]
@@ -30,26 +30,29 @@ async def deadlines() -> None:
     overdue: Counter[str] = Counter()
     waiting: Counter[tuple[str, str]] = Counter()
     ticks = 0
-    for key, stored in list(slots.items()):
-        task = loads(stored).get("task")
-        if task is None:
+    placed = placed_topic_name(settings)
+    sink = outbox.sink()
+    for partition, key, state in slots.items():
+        task = state.task
+        if task is None or not task.status.is_open:
             continue
-        status = Status(task["status"])
-        if not status.is_open:
-            continue
-        domain = task["domain"]
-        open_tasks[(domain, task.get("community") or "none")] += 1
-        if status is Status.REGISTERED:
-            waiting[(domain, task["priority"])] += 1
-        if task.get("overdue"):
+        domain = task.domain.value
+        open_tasks[(domain, task.community or "none")] += 1
+        if task.status is Status.REGISTERED:
+            waiting[(domain, task.priority.value)] += 1
+        if task.overdue:
             overdue[domain] += 1
-        elif status not in _NOT_RUNNING and datetime.fromisoformat(task["due_at"]) <= now:
-            await placed_topic.send(
+        elif task.status not in _NOT_RUNNING and task.due_at <= now:
+            # To the slot's own partition, behind whatever the slot has queued.
+            await sink.send(
+                placed,
+                now.isoformat().encode(),
                 key=key,
-                value=now.isoformat().encode(),
+                partition=partition,
                 headers=[(KIND_HEADER, Kind.TICK.value.encode())],
             )
             ticks += 1
+    await sink.flush()
     metrics.TASKS_OPEN.clear()
     for (domain, community), count in open_tasks.items():
         metrics.TASKS_OPEN.labels(domain, community).set(count)

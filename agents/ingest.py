@@ -1,62 +1,132 @@
-"""Ingest: read the four domain topics, validate each event, place it, and route it to its slot.
+"""Ingest: validate every message on the domain topics and ``city.feedback``, and route it to its
+slot on the repartition hop.
 
-The agent is thin: the codec decides validity, the road index decides the place. Refused messages
-go to the DLQ; accepted ones go, unchanged, to the one repartition topic keyed by slot (place and
-category), where the merge agent owns their state.
+The stage is thin: the codec decides validity, a registered device's key whether its signature
+holds (:mod:`streams.domain.signatures`), the road index decides an event's place, a task id
+names its slot. Refused messages go to the DLQ byte for byte; accepted ones go, unchanged, to the
+one repartition topic keyed by slot (place and category), where the merge stage owns their state.
+Feedback for ids citygrid never issued is refused here; refusals that need the task
+(``invalid_transition``, ``unknown_task`` for a superseded task) are the merge stage's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
-from agents.dead_letters import origin_of, send_to_dlq
-from schemas.codec import Rejection, decode_event
-from schemas.enums import Domain
+from aiokafka.structs import ConsumerRecord
+
+from agents.dead_letters import send_to_dlq
+from schemas.codec import Rejection, decode_event, decode_feedback
+from schemas.enums import Domain, RejectReason
 from schemas.event import Event
 from schemas.json import dumps
 from streams import metrics
-from streams.app import app, event_topics, placed_topic, registry, settings
-from streams.domain.merge import slot_key
-from streams.hop import KIND_HEADER, PLACE_HEADER, Kind
-from streams.topics import domain_of_topic
+from streams.domain.merge import slot_key, slot_of_task
+from streams.domain.signatures import DeviceKeys, signature_from_headers
+from streams.engine import Batch, Sink, placed_topic_name
+from streams.hop import KIND_HEADER, PLACE_HEADER, Kind, Origin
+from streams.registry_feed import RegistryFeed
+from streams.settings import Settings
+from streams.tally import Tally
+from streams.topics import domain_of_topic, topic_name
 
-__all__ = ["ingest"]
+__all__ = ["Ingest"]
 
 logger = logging.getLogger(__name__)
 
-
-async def _route(event: Event, raw: bytes) -> None:
-    place = registry.index.place_of(event.location)
-    await placed_topic.send(
-        key=slot_key(place.key, event.category).encode(),
-        value=raw,
-        headers=[(KIND_HEADER, Kind.EVENT.value.encode()), (PLACE_HEADER, dumps(place._asdict()))],
-    )
+_EVENT_KIND = (KIND_HEADER, Kind.EVENT.value.encode())
+_FEEDBACK_KIND = (KIND_HEADER, Kind.FEEDBACK.value.encode())
 
 
-@app.agent(event_topics, name="citygrid.ingest", concurrency=1)
-async def ingest(stream: Any) -> AsyncIterator[Event | Rejection]:
-    """Validate every event on the domain topics; yield what became of each message."""
-    # Placing events against a half-loaded registry would split one road's tasks in two.
-    await registry.ready.wait()
-    async for item in stream.events():
-        message = item.message
-        domain: Domain | None = domain_of_topic(settings, message.topic)
+def _origin(record: ConsumerRecord[bytes, bytes]) -> Origin:
+    return Origin(record.topic, record.partition, record.offset, record.key)
+
+
+class Ingest:
+    """The ingest stage's batch handler."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryFeed,
+        sink: Sink,
+        keys: DeviceKeys | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys = DeviceKeys() if keys is None else keys
+        self.registry = registry
+        self.sink = sink
+        self.placed = placed_topic_name(settings)
+        self.dlq = topic_name(settings, "city.events.dlq")
+        self.feedback_topic = topic_name(settings, "city.feedback")
+        self.max_bytes = settings.max_message_bytes
+        self.tally = Tally()
+
+    async def __call__(self, batch: Batch) -> None:
         now = datetime.now(UTC)
-        result = decode_event(
-            item.value, now=now, topic_domain=domain, max_bytes=settings.max_message_bytes
+        latest: dict[str, float] = {}
+        for tp, records in batch.items():
+            if tp.topic == self.feedback_topic:
+                for record in records:
+                    await self._feedback(record)
+                continue
+            domain = domain_of_topic(self.settings, tp.topic)
+            for record in records:
+                if await self._event(record, domain, now):
+                    latest[domain.value if domain else "unknown"] = now.timestamp()
+        self.tally.apply()
+        for domain_name, stamp in latest.items():
+            metrics.LAST_EVENT.labels(domain_name).set(stamp)
+
+    async def _event(
+        self, record: ConsumerRecord[bytes, bytes], domain: Domain | None, now: datetime
+    ) -> bool:
+        raw = record.value
+        result: Event | Rejection = decode_event(
+            raw, now=now, topic_domain=domain, max_bytes=self.max_bytes
         )
+        if isinstance(result, Event):
+            # A registered device's event must carry its signature over these exact bytes.
+            result = (
+                self.keys.verify(result.device_id, raw, signature_from_headers(record.headers))
+                or result
+            )
         if isinstance(result, Rejection):
-            metrics.EVENTS_CONSUMED.labels(
-                domain.value if domain else "unknown", metrics.UNKNOWN_SOURCE
-            ).inc()
-            metrics.EVENTS_REJECTED.labels(result.reason.value).inc()
-            await send_to_dlq(result, origin_of(message), message.value)
-        else:
-            metrics.EVENTS_CONSUMED.labels(result.domain.value, result.source.value).inc()
-            metrics.LAST_EVENT.labels(result.domain.value).set(now.timestamp())
-            await _route(result, item.value)
-        yield result
+            self.tally.add(
+                metrics.EVENTS_CONSUMED,
+                domain.value if domain else "unknown",
+                metrics.UNKNOWN_SOURCE,
+            )
+            self.tally.add(metrics.EVENTS_REJECTED, result.reason.value)
+            await send_to_dlq(self.sink, self.dlq, result, _origin(record), raw)
+            return False
+        self.tally.add(metrics.EVENTS_CONSUMED, result.domain.value, result.source.value)
+        place = self.registry.index.place_of(result.location)
+        await self.sink.send(
+            self.placed,
+            raw,
+            key=slot_key(place.key, result.category).encode(),
+            headers=(_EVENT_KIND, (PLACE_HEADER, dumps(place._asdict()))),
+        )
+        return True
+
+    async def _feedback(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        origin = _origin(record)
+        result = decode_feedback(record.value, max_bytes=self.max_bytes)
+        if not isinstance(result, Rejection):
+            slot = slot_of_task(result.task_id)
+            if slot is not None:
+                await self.sink.send(
+                    self.placed,
+                    record.value,
+                    key=slot.encode(),
+                    headers=(_FEEDBACK_KIND, *origin.headers()),
+                )
+                return
+            result = Rejection(
+                RejectReason.UNKNOWN_TASK, f"{result.task_id} is not a citygrid task id"
+            )
+        self.tally.add(metrics.FEEDBACK_CONSUMED, "dead_lettered")
+        self.tally.add(metrics.EVENTS_REJECTED, result.reason.value)
+        await send_to_dlq(self.sink, self.dlq, result, origin, record.value)

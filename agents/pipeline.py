@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agents.stages import ingest
 from streams import metrics
 from streams.app import app, is_ready, settings
 from streams.lag import LagProbe
@@ -16,7 +17,9 @@ __all__ = ["measure_pipeline"]
 logger = logging.getLogger(__name__)
 
 _CONTRACT_NAMES = (*EVENT_TOPICS.values(), "city.feedback")
-_probe = LagProbe(settings, [topic_name(settings, name) for name in _CONTRACT_NAMES])
+_probe = LagProbe(
+    settings, [topic_name(settings, name) for name in _CONTRACT_NAMES], ingest.group_id
+)
 
 
 @app.timer(interval=settings.overdue_check)  # type: ignore[untyped-decorator]  # faust is untyped

@@ -2,8 +2,9 @@
 Events, the road ranking with its red flags and the road map, all read from what every worker
 already follows (the task states, the road registry) or holds (its slots).
 
-``GET /tasks/{task_id}`` is answered by the worker that owns the task's slot (Faust's router sends
-the request there); every other endpoint is answered by whichever worker is asked. The contract of
+``GET /tasks/{task_id}`` comes from the task's slot when the asked worker holds it (the freshest
+copy), else from the task states every worker follows (a moment behind); every endpoint is
+answered by whichever worker is asked. The contract of
 each endpoint is ``streams/web/openapi.json``, served at ``/openapi.json``. With
 ``CITYGRID_API_TOKEN`` set, everything but the ops pages and the board's static shell (which holds
 no data) needs ``Authorization: Bearer <token>``; ``/stream/tasks`` also takes ``?token=``, since a
@@ -26,15 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import faust
-from aiohttp import ClientError
 from aiohttp import web as aioweb
 from aiohttp.typedefs import Handler as AiohttpHandler
-from faust.exceptions import SameNode
 from faust.web import Request, View
-from faust.web.exceptions import ServiceUnavailable
 
 from schemas.categories import CATEGORIES
 from schemas.enums import Domain, Priority, Status
@@ -43,6 +41,7 @@ from schemas.task import Task
 from streams.app import app, registry, settings, slots, taskbook
 from streams.domain.kpi import kpi_report
 from streams.domain.merge import slot_of_task
+from streams.engine import SlotStore
 from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
 from streams.taskbook import TaskBook
@@ -314,13 +313,11 @@ def check_task_id(task_id: str) -> str:
     return slot
 
 
-def find_task(task_id: str, stored: bytes | None, book: Mapping[str, Task]) -> Task | None:
-    """Task ``task_id`` from its slot's stored state (the freshest copy, on the slot's owner), or
-    from the task states when the slot has moved on to a newer task (a rebound's predecessor)."""
-    if stored is not None:
-        current = loads(stored).get("task")
-        if current is not None and current.get("task_id") == task_id:
-            return Task.from_wire(current)
+def find_task(task_id: str, current: Task | None, book: Mapping[str, Task]) -> Task | None:
+    """Task ``task_id`` from its slot's current task (the freshest copy, on the slot's owner), or
+    from the task states (another worker's slot, or a rebound's predecessor)."""
+    if current is not None and current.task_id == task_id:
+        return current
     return book.get(task_id)
 
 
@@ -501,7 +498,7 @@ class Api:
         app: faust.App,
         *,
         settings: Settings,
-        slots: Any,
+        slots: SlotStore,
         taskbook: TaskBook,
         registry: RegistryFeed,
         watch: TaskWatch,
@@ -591,21 +588,10 @@ class Api:
     async def task(self, request: aioweb.Request, task_id: str) -> aioweb.StreamResponse:
         query_params(request.query.items(), ())
         key = check_task_id(task_id).encode()
-        try:
-            # The slot's owner answers. table_route cannot route by a key derived from the path,
-            # so the router is asked directly, as table_route would.
-            routed = await self.app.router.route_req(
-                self.slots.name, key, self.app.web, cast(Any, request)
-            )
-        except SameNode:
-            pass
-        except ServiceUnavailable:
-            return _unavailable("the slot's partition is not assigned yet (rebalancing)")
-        except ClientError as exc:
-            return _error(502, f"the worker holding this task did not answer: {exc}")
-        else:
-            return cast(aioweb.StreamResponse, routed)
-        task = find_task(task_id, self.slots.get(key), self.taskbook.tasks)
+        # The slot's owner has the freshest copy; any other worker answers from the task states
+        # it follows, a moment behind.
+        state = self.slots.lookup(key)
+        task = find_task(task_id, None if state is None else state.task, self.taskbook.tasks)
         if task is None:
             return _error(404, f"no task {task_id!r}")
         return _json(task.to_wire())
@@ -747,14 +733,14 @@ def mount(
     app: faust.App,
     *,
     settings: Settings,
-    slots: Any,
+    slots: SlotStore,
     taskbook: TaskBook,
     registry: RegistryFeed,
     poll_interval: float = 0.5,
     heartbeat: float = 15.0,
 ) -> Api:
-    """Add the board and the API to ``app``'s web server. ``slots`` is the Faust table of slot
-    states; ``poll_interval`` is how often the event streams look for changed tasks."""
+    """Add the board and the API to ``app``'s web server. ``slots`` is this worker's slot
+    store; ``poll_interval`` is how often the event streams look for changed tasks."""
     api = Api(
         app,
         settings=settings,

@@ -8,6 +8,7 @@ variables are the only configuration and a stray ``WEB_PORT`` cannot silently mo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
@@ -18,28 +19,25 @@ from faust.web import Request, Response, View
 from streams import metrics
 from streams.domain.calendar import Calendar, calendar_from_setting
 from streams.domain.merge import MergeConfig
+from streams.engine import Outbox, SlotStore
 from streams.logs import logging_config
 from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
 from streams.taskbook import TaskBook
-from streams.topics import EVENT_TOPICS, kafka_client_options, topic_name
+from streams.topics import kafka_client_options, topic_name
 
 __all__ = [
     "app",
     "calendar",
     "create_app",
-    "dlq_topic",
-    "event_topics",
-    "feedback_topic",
     "is_ready",
     "kpi_topic",
     "merge_config",
-    "placed_topic",
+    "outbox",
+    "ready_checks",
     "registry",
     "settings",
     "slots",
-    "task_events_topic",
-    "task_state_topic",
     "taskbook",
 ]
 
@@ -62,17 +60,14 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ssl_context)
 
 
+ready_checks: list[Callable[[], bool]] = []
+"""What else must hold for the worker to be ready (the pipeline's stages register theirs)."""
+
+
 def is_ready(app: faust.App) -> bool:
-    """Partitions assigned, tables recovered, registry loaded: the worker can do its job."""
-    try:
-        assigned = bool(app.consumer.assignment())
-    except (AttributeError, RuntimeError):
-        return False
+    """Stages running with their partitions (slots restored), registry loaded."""
     ready = (
-        assigned
-        and not app.rebalancing
-        and not getattr(app, "in_recovery", False)
-        and registry.ready.is_set()
+        bool(ready_checks) and all(check() for check in ready_checks) and registry.ready.is_set()
     )
     metrics.WORKER_READY.set(1 if ready else 0)
     return ready
@@ -138,43 +133,6 @@ def create_app(settings: Settings) -> faust.App:
 settings = Settings.from_env()
 app = create_app(settings)
 
-event_topics = app.topic(
-    *(topic_name(settings, name) for name in EVENT_TOPICS.values()),
-    key_serializer="raw",
-    value_serializer="raw",
-)
-"""The four domain topics as one channel of raw bytes: decoding is the codec's job."""
-
-dlq_topic = app.topic(
-    topic_name(settings, "city.events.dlq"), key_serializer="raw", value_serializer="raw"
-)
-
-placed_topic = app.topic(
-    f"{settings.app_id}-placed",
-    internal=True,
-    partitions=settings.partitions,
-    key_serializer="raw",
-    value_serializer="raw",
-)
-"""The one repartition hop: accepted events keyed by slot (place and category), so every event
-of a slot meets its state in one partition. The value is the original event bytes; the resolved
-place rides in a header, so nothing is re-encoded."""
-
-task_state_topic = app.topic(
-    topic_name(settings, "city.tasks.state"), key_serializer="raw", value_serializer="raw"
-)
-task_events_topic = app.topic(
-    topic_name(settings, "city.tasks.events"), key_serializer="raw", value_serializer="raw"
-)
-
-slots = app.Table(
-    "slots",
-    partitions=settings.partitions,
-    # Keys and values are bytes already (slot key, state JSON): Faust passes bytes through.
-    key_type=bytes,
-    value_type=bytes,
-    help="Merge state per slot (place and category): the current task, seen keys, sensor runs.",
-)
 
 registry = RegistryFeed(settings)
 
@@ -189,14 +147,16 @@ merge_config = MergeConfig(
     calendar=calendar,
 )
 
-feedback_topic = app.topic(
-    topic_name(settings, "city.feedback"), key_serializer="raw", value_serializer="raw"
-)
 kpi_topic = app.topic(
     topic_name(settings, "city.kpi.roads"), key_serializer="raw", value_serializer="raw"
 )
 
 taskbook = TaskBook(settings)
+
+outbox = Outbox(settings)
+"""The worker's producer, shared by the pipeline's stages and the deadline clock."""
+slots = SlotStore(settings, outbox.sink())
+"""The merge state of the slots on this worker's partitions (the merge stage's store)."""
 
 
 @app.task  # type: ignore[untyped-decorator]  # faust is untyped

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from streams.domain.signatures import DeviceKeys, load_device_keys
 from streams.exceptions import CitygridError
 from streams.settings import Settings
 
@@ -21,6 +22,23 @@ def _settings() -> Settings:
         return Settings.from_env()
     except CitygridError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _device_keys(path: Path) -> DeviceKeys:
+    try:
+        return load_device_keys(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device-keys") from None
+
+
+_DEVICE_KEYS = click.option(
+    "--device-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="A device key file (JSON: device id to hex key, as deploy/devices/keys.example.json): "
+    "sign events with their device's key, in the citygrid.signature header.",
+)
 
 
 @click.group()
@@ -102,6 +120,7 @@ def topics_list() -> None:
     is_flag=True,
     help="With --scenario: check the story and print what each step should do; send nothing.",
 )
+@_DEVICE_KEYS
 def simulate(
     *,
     rate: float,
@@ -114,10 +133,12 @@ def simulate(
     fast: bool,
     run_id: str | None,
     dry_run: bool,
+    device_keys: Path | None,
 ) -> None:
     """Publish simulated field traffic (terminals, sensors, cameras, drones, hotline) to the four
     domain topics of CITYGRID_BROKER_URL, and the feedback of the people answering the tasks
-    (city.feedback). Runs until --count or --duration, or Ctrl-C.
+    (city.feedback). Runs until --count or --duration, or Ctrl-C. With --device-keys, the
+    devices the file lists sign their events; the others send unsigned.
 
     With --scenario, plays a scripted story instead, step by step, waiting for the worker to
     show each step's effect on city.tasks.state; exits non-zero when the story does not play out
@@ -130,6 +151,8 @@ def simulate(
 
     settings = _settings()
     if scenario is not None:
+        if device_keys is not None:
+            raise click.UsageError("--device-keys signs random traffic; a --scenario is unsigned")
         from streams.scenario import (  # noqa: PLC0415
             find_scenario,
             load_scenario,
@@ -157,7 +180,13 @@ def simulate(
     if rate <= 0:
         raise click.BadParameter("must be positive", param_hint="--rate")
     config = SimulatorConfig(
-        rate=rate, count=count, duration=duration, seed=seed, bad_ratio=bad_ratio, feedback=feedback
+        rate=rate,
+        count=count,
+        duration=duration,
+        seed=seed,
+        bad_ratio=bad_ratio,
+        feedback=feedback,
+        keys=_device_keys(device_keys) if device_keys is not None else DeviceKeys(),
     )
     total = count or (int(rate * duration) if duration else None)
     answered = 0
@@ -358,21 +387,26 @@ def console(
     "event; task_id, action, ... for feedback]",
 )
 @click.option("--dry-run", is_flag=True, help="Validate only; send nothing.")
-def publish_message(*, file: str, kind: str | None, dry_run: bool) -> None:
+@_DEVICE_KEYS
+def publish_message(
+    *, file: str, kind: str | None, dry_run: bool, device_keys: Path | None
+) -> None:
     """Send ONE event or feedback message from FILE ('-' for stdin) to its topic, once the codec
     accepts it: an event to city.events.<domain>, keyed by its device_id; feedback to
     city.feedback, keyed by its task_id. A refused message is not sent: the codec's reason and
     detail are printed and the exit status is 1.
 
-    Events go out unsigned: device signatures come with device keys in a later release. Whether
-    a feedback's task exists and allows the action is the worker's decision; a refusal lands in
-    city.events.dlq."""
+    With --device-keys FILE an event is signed with its device's key from FILE (the first, when
+    the device has several); an event whose device is not in FILE is refused rather than sent
+    unsigned. Feedback is never signed. Whether a feedback's task exists and allows the action
+    is the worker's decision; a refusal lands in city.events.dlq."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from schemas.codec import Rejection  # noqa: PLC0415
     from streams.publish import prepare, send  # noqa: PLC0415
 
     settings = _settings()
+    keys = _device_keys(device_keys) if device_keys is not None else None
     with click.open_file(file, "rb") as stream:
         raw = stream.read()
     message = prepare(
@@ -380,9 +414,12 @@ def publish_message(*, file: str, kind: str | None, dry_run: bool) -> None:
         settings,
         now=datetime.now(UTC),
         kind="event" if kind == "event" else "feedback" if kind == "feedback" else None,
+        keys=keys,
     )
     if isinstance(message, Rejection):
         raise click.ClickException(f"refused, nothing sent ({message.reason}): {message.detail}")
+    if keys is not None and message.kind == "feedback":
+        raise click.UsageError("--device-keys signs events; feedback is never signed")
     if dry_run:
         click.echo(f"valid {message.summary}; would go to {message.topic} (--dry-run: not sent)")
         return

@@ -28,9 +28,10 @@ class LagProbe:
     group's committed offsets: the admin client's OffsetFetch is not understood by tansu.
     """
 
-    def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, topics: Sequence[str], group_id: str) -> None:
         self.settings = settings
         self.topics = tuple(topics)
+        self.group_id = group_id
         self._group: AIOKafkaConsumer | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -39,7 +40,7 @@ class LagProbe:
             options = kafka_client_options(self.settings)
             self._group = AIOKafkaConsumer(
                 **options,
-                group_id=self.settings.app_id,
+                group_id=self.group_id,
                 enable_auto_commit=False,
                 client_id="citygrid-lag",
             )

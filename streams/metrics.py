@@ -19,6 +19,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from schemas.enums import Domain, Priority, RejectReason, Source
 
 __all__ = [
+    "BATCH_RECORDS",
+    "BATCH_SECONDS",
     "BUILD_INFO",
     "CONSUMER_LAG",
     "CONTENT_TYPE_LATEST",
@@ -195,6 +197,20 @@ EVENT_LAG = Histogram(
     "citygrid_event_lag_seconds",
     "Time from an event's occurred_at to its processing by citygrid.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "citygrid_batch_seconds",
+    "Time to handle one batch in a stage (ingest, merge): decide, send, wait for acks, commit.",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+BATCH_RECORDS = Histogram(
+    "citygrid_batch_records",
+    "Records handled per batch in a stage.",
+    ["stage"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
     registry=REGISTRY,
 )
 BUILD_INFO = Info("citygrid_build", "Version of the running citygrid.", registry=REGISTRY)

@@ -1,6 +1,6 @@
 """Publishing one hand-made message, as a terminal or a console would: an event to its domain's
 topic (keyed by device id) or feedback to ``city.feedback`` (keyed by task id), sent only once
-the codec has accepted it.
+the codec has accepted it, signed when given the device's key (:mod:`streams.domain.signatures`).
 
 :func:`prepare` is pure (bytes in, an :class:`Outgoing` message or the codec's
 :class:`~schemas.codec.Rejection` out); :func:`send` writes an accepted message to Kafka.
@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from schemas.codec import EVENT_FIELDS, FEEDBACK_FIELDS, Rejection, decode_event, decode_feedback
 from schemas.enums import RejectReason
 from schemas.json import JSONDecodeError, loads
+from streams.domain.signatures import SIGNATURE_HEADER, DeviceKeys, sign
 from streams.exceptions import CitygridError
 from streams.settings import Settings
 from streams.topics import EVENT_TOPICS, kafka_client_options, topic_name
@@ -61,6 +62,8 @@ class Outgoing(NamedTuple):
     """The input bytes, unchanged: what the worker decodes is what was validated here."""
     summary: str
     """One line for people: which message, from whom or for which task."""
+    headers: tuple[tuple[str, bytes], ...] = ()
+    """The device's signature (``citygrid.signature``) when the event was signed; else none."""
 
 
 class Sent(NamedTuple):
@@ -85,7 +88,12 @@ def detect_kind(raw: bytes) -> MessageKind | None:
 
 
 def prepare(
-    raw: bytes, settings: Settings, *, now: datetime, kind: MessageKind | None = None
+    raw: bytes,
+    settings: Settings,
+    *,
+    now: datetime,
+    kind: MessageKind | None = None,
+    keys: DeviceKeys | None = None,
 ) -> Outgoing | Rejection:
     """Validate ``raw`` as ``kind`` (detected from its fields when None) and address it.
 
@@ -94,6 +102,9 @@ def prepare(
         settings: the topic prefix and the message size limit the workers apply.
         now: the clock for the codec's future-timestamp rule (timezone-aware).
         kind: ``event`` or ``feedback``; None detects it with :func:`detect_kind`.
+        keys: sign an event with its device's current key from these; an event whose device
+            has no key here is refused (``bad_signature``) rather than sent unsigned. Feedback
+            is never signed.
     """
     limit = settings.max_message_bytes
     kind = kind or detect_kind(raw)
@@ -114,13 +125,24 @@ def prepare(
     event = decode_event(raw, now=now, max_bytes=limit)
     if isinstance(event, Rejection):
         return event
+    headers: tuple[tuple[str, bytes], ...] = ()
+    if keys is not None:
+        key = keys.signing_key(event.device_id)
+        if key is None:
+            return Rejection(
+                RejectReason.BAD_SIGNATURE,
+                f"no key for device {event.device_id!r} in the device key file: nothing to sign "
+                "with",
+            )
+        headers = ((SIGNATURE_HEADER, sign(key, raw)),)
     return Outgoing(
         kind="event",
         topic=topic_name(settings, EVENT_TOPICS[event.domain]),
         key=event.device_id.encode(),
         value=raw,
         summary=f"event {event.event_id} ({event.domain.value} {event.category}, "
-        f"{event.source.value} {event.device_id})",
+        f"{event.source.value} {event.device_id}{', signed' if headers else ''})",
+        headers=headers,
     )
 
 
@@ -160,7 +182,9 @@ async def send(settings: Settings, message: Outgoing) -> Sent:
     )
     try:
         await producer.start()
-        meta = await producer.send_and_wait(message.topic, message.value, key=message.key)
+        meta = await producer.send_and_wait(
+            message.topic, message.value, key=message.key, headers=list(message.headers)
+        )
     except KafkaConnectionError as exc:
         raise PublishError(
             f"cannot reach the broker at {settings.bootstrap_servers}: {exc}"

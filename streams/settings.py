@@ -102,6 +102,12 @@ class Settings:
         "empty leaves them open. `/health`, `/ready` and `/metrics` never ask for it.",
         secret=True,
     )
+    device_keys: str = _setting(
+        "",
+        'Device key registry for event signatures (see "Device signatures"), the path of a JSON '
+        "file like `deploy/devices/keys.example.json`; empty checks no signatures. The keys are "
+        "secret (keep the file readable by citygrid only) and never logged.",
+    )
     session_timeout: float = _setting(
         10.0,
         "How long the group waits for a silent worker before moving its partitions. tansu "
@@ -155,10 +161,17 @@ class Settings:
         DEFAULT_MAX_MESSAGE_BYTES,
         "Input messages larger than this are dead-lettered as `too_large` without parsing.",
     )
+    batch_size: int = _setting(
+        2000,
+        "Most records the ingest and merge stages take per batch (larger: more throughput, "
+        "longer batches).",
+    )
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
             raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be at least 1, got {self.partitions}")
+        if self.batch_size < 1:
+            raise SettingsError(f"{ENV_PREFIX}BATCH_SIZE must be at least 1, got {self.batch_size}")
         if self.replication_factor < 1:
             raise SettingsError(
                 f"{ENV_PREFIX}REPLICATION_FACTOR must be at least 1, got {self.replication_factor}"

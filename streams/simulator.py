@@ -8,7 +8,8 @@ in twenty comes from inside a block, away from every road, and belongs to a grid
 is pure and seeded (same seed, same messages). So is what a person decides to do with a task and
 how long they take (:func:`plan_feedback`, seeded per task); *when* they act depends on when the
 live system shows them the task, so the feedback's timing is not reproducible. :func:`publish`
-sends both to Kafka, the events at a steady rate.
+sends both to Kafka, the events at a steady rate. Given a device key registry
+(:attr:`SimulatorConfig.keys`), the devices it lists sign their events; the others do not.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from schemas.road import Point, Road
 from schemas.task import Task
 from streams.domain.merge import slot_key, slot_of_task
 from streams.domain.places import METRES_PER_DEGREE, RoadIndex, grid_cell
+from streams.domain.signatures import SIGNATURE_HEADER, DeviceKeys, sign
 from streams.registry import DEMO_REGISTRY, load_registry_file
 from streams.settings import Settings
 from streams.taskbook import TaskBook
@@ -81,11 +83,13 @@ _MALFORMED: tuple[Callable[[dict[str, Any]], bytes], ...] = (
 
 
 class Message(NamedTuple):
-    """One message to publish: the domain topic, the key (device id) and the value bytes."""
+    """One message to publish: the domain topic, the key (device id), the value bytes, and the
+    headers (the device's signature, when it has a key)."""
 
     domain: Domain
     key: bytes
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,9 @@ class SimulatorConfig:
     reserved: frozenset[str] = frozenset()
     """Slots (``place~category``) left to a scripted scenario: no simulated report lands there
     and nobody acts on their tasks."""
+    keys: DeviceKeys = field(default_factory=DeviceKeys)
+    """Device keys: the devices listed sign every event they send (malformed ones too, as a
+    device signs whatever it sends) with their current key; the others send unsigned."""
 
 
 def _sensor_reading(rng: random.Random, category: Category) -> dict[str, Any] | None:
@@ -335,7 +342,9 @@ def messages(
         domain = Domain(event["domain"])
         bad = rng.random() < config.bad_ratio
         value = rng.choice(_MALFORMED)(event) if bad else dumps(event)
-        yield Message(domain, event["device_id"].encode(), value)
+        key = config.keys.signing_key(event["device_id"])
+        headers = ((SIGNATURE_HEADER, sign(key, value)),) if key is not None else ()
+        yield Message(domain, event["device_id"].encode(), value, headers)
         seq += 1
 
 
@@ -568,7 +577,9 @@ async def publish(
             if ahead > 0:
                 await asyncio.sleep(ahead)
             topic = topic_name(settings, EVENT_TOPICS[message.domain])
-            await producer.send(topic, message.value, key=message.key)
+            await producer.send(
+                topic, message.value, key=message.key, headers=list(message.headers)
+            )
             sent += 1
             if on_sent is not None:
                 on_sent(sent)

@@ -144,12 +144,6 @@ def _complete(tasks: dict[str, dict[str, object]]) -> bool:
     )
 
 
-@pytest.mark.xfail(
-    reason="open defect (README, Local brokers): after a SIGKILL, the restarted worker may never "
-    "consume partitions its predecessor had been assigned but had read nothing from; seen on "
-    "tansu most runs and on Apache Kafka under load",
-    strict=False,
-)
 def test_scenario_yields_exactly_the_expected_tasks_across_a_worker_crash(
     deployment: tuple[Settings, WorkerProcess],
 ) -> None:

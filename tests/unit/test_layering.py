@@ -17,6 +17,7 @@ PURE = [
     "streams.domain.places",
     "streams.domain.priority",
     "streams.domain.sensors",
+    "streams.domain.signatures",
     "streams.domain.sla",
     "streams.domain.tasks",
 ]

@@ -1,57 +1,79 @@
-"""The ingest agent, run in Faust's test context (no broker): accepted events are routed unchanged
-to their slot on the repartition topic, refused ones go to the DLQ with their original bytes."""
+"""The ingest and merge handlers on hand-made batches (no broker; the stages that fetch, flush and
+commit are tested on real brokers in tests/integration): accepted events are routed unchanged to
+their slot, refused ones go to the DLQ with their original bytes, and merge publishes a task."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
-from unittest.mock import AsyncMock, patch
 
 import pytest
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from agents.ingest import ingest
-from schemas.codec import Rejection
-from schemas.enums import RejectReason
-from schemas.event import Event
+from agents.ingest import Ingest
+from agents.merge import Merge
 from schemas.json import loads
 from schemas.road import Road
 from streams import metrics
-from streams.app import app, dlq_topic, placed_topic, registry
+from streams.domain.merge import MergeConfig
+from streams.engine import SlotStore
 from streams.hop import PLACE_HEADER
+from streams.registry_feed import RegistryFeed
+from streams.settings import Settings
 from tests.factories import event_bytes
+
+SETTINGS = Settings(topic_prefix="t.", app_id="unit")
+
+
+class RecordingSink:
+    """Stands in for :class:`streams.engine.Sink`: keeps what the handler sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, topic: str, value: bytes | None, **kwargs: Any) -> None:
+        self.sent.append({"topic": topic, "value": value, **kwargs})
+
+    async def flush(self) -> None:
+        pass
+
+
+def _batch(topic: str, *values: bytes, key: bytes = b"dev-1", headers: Sequence[Any] = ()) -> Any:
+    tp = TopicPartition(topic, 0)
+    records = [
+        ConsumerRecord(
+            topic, 0, offset, 0, 0, key, value, None, len(key), len(value), list(headers)
+        )
+        for offset, value in enumerate(values)
+    ]
+    return {tp: records}
 
 
 @pytest.fixture
-async def agent_app() -> AsyncIterator[Any]:
-    app.loop = asyncio.get_running_loop()
-    app.finalize()
-    app.conf.store = "memory://"
-    app.flow_control.resume()
-    registry.index.put(
+def registry() -> RegistryFeed:
+    feed = RegistryFeed(SETTINGS)
+    feed.index.put(
         Road(
             "yulong-st", "宇龙街", "jinlong", "chief-yulong", (((113.78, 34.72), (113.79, 34.72)),)
         )
     )
-    registry.ready.set()
-    yield app
+    return feed
 
 
 def _total(counter: Any) -> float:
     return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
 
 
-async def test_valid_event_is_routed_to_its_slot_unchanged(agent_app: Any) -> None:
+async def test_valid_event_is_routed_to_its_slot_unchanged(registry: RegistryFeed) -> None:
+    sink = RecordingSink()
     raw = event_bytes(domain="sanitation", category="3001", location={"road_id": "yulong-st"})
-    with patch.object(placed_topic, "send", new=AsyncMock()) as send:
-        async with ingest.test_context() as agent:
-            sent = await agent.put(raw, key=b"dev-1")
-            result = agent.results[sent.message.offset]
-    assert isinstance(result, Event)
-    kwargs = send.await_args.kwargs
-    assert kwargs["key"] == b"yulong-st~3001"
-    assert kwargs["value"] == raw
-    place = loads(dict(kwargs["headers"])[PLACE_HEADER])
+    await Ingest(SETTINGS, registry, sink)(_batch("t.city.events.sanitation", raw))  # type: ignore[arg-type]
+    [sent] = sink.sent
+    assert sent["topic"] == "unit-placed"
+    assert sent["key"] == b"yulong-st~3001"
+    assert sent["value"] == raw
+    place = loads(dict(sent["headers"])[PLACE_HEADER])
     assert place == {
         "key": "yulong-st",
         "road_id": "yulong-st",
@@ -60,19 +82,51 @@ async def test_valid_event_is_routed_to_its_slot_unchanged(agent_app: Any) -> No
     }
 
 
-async def test_refused_message_goes_to_the_dlq_unchanged(agent_app: Any) -> None:
+async def test_refused_message_goes_to_the_dlq_unchanged(registry: RegistryFeed) -> None:
     rejected_before = _total(metrics.EVENTS_REJECTED)
     consumed_before = _total(metrics.EVENTS_CONSUMED)
+    sink = RecordingSink()
     raw = b'{"event_id": 1}'
-    with patch.object(dlq_topic, "send", new=AsyncMock()) as send:
-        async with ingest.test_context() as agent:
-            sent = await agent.put(raw, key=b"dev-2")
-            result = agent.results[sent.message.offset]
-    assert isinstance(result, Rejection)
-    assert result.reason is RejectReason.SCHEMA
-    send.assert_awaited_once()
-    kwargs = send.await_args.kwargs
-    assert (kwargs["key"], kwargs["value"]) == (b"dev-2", raw)
-    assert dict(kwargs["headers"])["citygrid.error.reason"] == b"schema"
+    await Ingest(SETTINGS, registry, sink)(  # type: ignore[arg-type]
+        _batch("t.city.events.sanitation", raw, key=b"dev-2")
+    )
+    [sent] = sink.sent
+    assert sent["topic"] == "t.city.events.dlq"
+    assert (sent["key"], sent["value"]) == (b"dev-2", raw)
+    headers = dict(sent["headers"])
+    assert headers["citygrid.error.reason"] == b"schema"
+    assert headers["citygrid.error.topic"] == b"t.city.events.sanitation"
     assert _total(metrics.EVENTS_REJECTED) == rejected_before + 1
     assert _total(metrics.EVENTS_CONSUMED) == consumed_before + 1
+
+
+async def test_merge_publishes_the_new_task_and_changes_its_slot_once(
+    registry: RegistryFeed,
+) -> None:
+    ingest_sink, merge_sink = RecordingSink(), RecordingSink()
+    first = event_bytes(domain="sanitation", category="3001", location={"road_id": "yulong-st"})
+    again = event_bytes(
+        domain="sanitation", category="3001", location={"road_id": "yulong-st"}, event_id="e-2"
+    )
+    await Ingest(SETTINGS, registry, ingest_sink)(  # type: ignore[arg-type]
+        _batch("t.city.events.sanitation", first, again)
+    )
+    hop = [(s["key"], s["value"], s["headers"]) for s in ingest_sink.sent]
+    store = SlotStore(SETTINGS, merge_sink)  # type: ignore[arg-type]
+    store.hold(0)
+    config = MergeConfig(merge_window=timedelta(hours=1))
+    tp = TopicPartition("unit-placed", 0)
+    records = [
+        ConsumerRecord("unit-placed", 0, i, 0, 0, key, value, None, 1, 1, list(headers))
+        for i, (key, value, headers) in enumerate(hop)
+    ]
+    await Merge(SETTINGS, config, store, merge_sink)({tp: records})  # type: ignore[arg-type]
+    topics = [s["topic"] for s in merge_sink.sent]
+    # created + dispatched + state, then merged + state, then the slot once on the changelog.
+    assert topics.count("t.city.tasks.events") == 3
+    assert topics.count("t.city.tasks.state") == 2
+    assert topics.count("unit-slots-changelog") == 1
+    assert topics[-1] == "unit-slots-changelog"
+    state = store.get(0, b"yulong-st~3001")
+    assert state.task is not None
+    assert len(state.task_keys) == 2

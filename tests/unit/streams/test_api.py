@@ -239,13 +239,11 @@ def test_a_task_id_leads_to_its_slot() -> None:
 def test_a_task_is_read_from_its_slot_and_an_earlier_one_from_the_task_states() -> None:
     earlier = make_task("yulong-st~4001~aaaaaaaaaaaa", status=Status.CLOSED)
     current = make_task("yulong-st~4001~bbbbbbbbbbbb", rebound_of=earlier.task_id)
-    stored = dumps(
-        {"task": current.to_wire(), "seq": 2, "keys": {}, "task_keys": [], "sensors": []}
-    )
     book = {earlier.task_id: earlier, current.task_id: replace(current, status=Status.REGISTERED)}
-    assert find_task(current.task_id, stored, book) == current  # the slot is fresher
-    assert find_task(earlier.task_id, stored, book) == earlier
-    assert find_task("yulong-st~4001~cccccccccccc", stored, book) is None
+    assert find_task(current.task_id, current, book) == current  # the slot is fresher
+    assert find_task(earlier.task_id, current, book) == earlier
+    assert find_task(current.task_id, None, book) == book[current.task_id]  # another worker's
+    assert find_task("yulong-st~4001~cccccccccccc", current, book) is None
     assert find_task(earlier.task_id, None, {}) is None
 
 

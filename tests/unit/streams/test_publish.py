@@ -10,6 +10,12 @@ import pytest
 from schemas.codec import Rejection
 from schemas.enums import RejectReason
 from schemas.json import dumps
+from streams.domain.signatures import (
+    SIGNATURE_HEADER,
+    DeviceKeys,
+    sign,
+    signature_from_headers,
+)
 from streams.publish import MessageKind, Outgoing, detect_kind, prepare
 from streams.settings import Settings
 from tests.factories import ABSENT, NOW, event_bytes, feedback_bytes, feedback_dict
@@ -114,3 +120,33 @@ def test_a_given_kind_overrides_detection() -> None:
     refused = _refused(event_bytes(), kind="feedback")
     assert refused.detail == "task_id: required"
     assert _prepared(event_bytes(), kind="event").kind == "event"
+
+
+KEYS = DeviceKeys({"cam-7": [bytes(range(32)), bytes(range(100, 132))]})
+
+
+def test_with_device_keys_an_event_is_signed_with_its_devices_current_key() -> None:
+    raw = event_bytes(source="camera", device_id="cam-7")
+    message = prepare(raw, SETTINGS, now=NOW, keys=KEYS)
+    assert isinstance(message, Outgoing), message
+    assert message.value == raw
+    assert message.headers == ((SIGNATURE_HEADER, sign(bytes(range(32)), raw)),)
+    assert "signed" in message.summary
+    assert KEYS.verify("cam-7", message.value, signature_from_headers(message.headers)) is None
+
+
+def test_without_device_keys_nothing_is_signed() -> None:
+    assert _prepared(event_bytes(source="camera", device_id="cam-7")).headers == ()
+
+
+def test_an_event_whose_device_has_no_key_is_refused_not_sent_unsigned() -> None:
+    refused = prepare(event_bytes(device_id="ter-1"), SETTINGS, now=NOW, keys=KEYS)
+    assert isinstance(refused, Rejection)
+    assert refused.reason is RejectReason.BAD_SIGNATURE
+    assert "no key for device 'ter-1'" in refused.detail
+
+
+def test_feedback_is_never_signed() -> None:
+    message = prepare(feedback_bytes("accept"), SETTINGS, now=NOW, keys=KEYS)
+    assert isinstance(message, Outgoing)
+    assert message.headers == ()

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from schemas.json import dumps, loads
 from schemas.task import Task
 from streams.domain.merge import slot_key
 from streams.domain.places import RoadIndex
+from streams.domain.signatures import load_device_keys, signature_from_headers
 from streams.registry import DEMO_REGISTRY, load_registry_file
 from streams.settings import Settings
 from streams.simulator import (
@@ -265,3 +267,19 @@ async def test_the_task_view_keeps_each_tasks_latest_state_and_wakes_a_waiter() 
     view.apply(task_id.encode(), None)
     assert view.tasks == {}
     assert not await view.wait(bool, within=0.05)
+
+
+def test_devices_with_keys_sign_their_events_and_the_others_do_not() -> None:
+    example = Path(__file__).resolve().parents[3] / "deploy" / "devices" / "keys.example.json"
+    keys = load_device_keys(example)
+    plain = list(islice(messages(SimulatorConfig(seed=5), clock=lambda: CLOCK), 5000))
+    signed = list(islice(messages(SimulatorConfig(seed=5, keys=keys), clock=lambda: CLOCK), 5000))
+    # Signing changes no message, only adds headers: the traffic stays seeded.
+    assert [m.value for m in signed] == [m.value for m in plain]
+    by_registered = [m for m in signed if m.key.decode() in keys]
+    assert by_registered, "the example key file names no simulated device"
+    for message in signed:
+        device_id = message.key.decode()
+        signature = signature_from_headers(message.headers)
+        assert (signature is not None) == (device_id in keys)
+        assert keys.verify(device_id, message.value, signature) is None

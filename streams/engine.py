@@ -1,0 +1,441 @@
+"""The hot path's machinery: batch stages on plain aiokafka, an outbox, and the slots' own store.
+
+Faust hands an agent one message at a time through several queues and callbacks; measured here,
+that framework path, not citygrid's logic, was the limit (about 800 events/s per worker, under
+10% of the time in citygrid's own code). The two stages that see every event, ingest and merge,
+therefore run as :class:`Stage` loops on their own consumers: fetch a batch, decide every message
+synchronously, send the outputs without waiting for each one, wait once for the whole batch to be
+acknowledged, then commit the batch's offsets. The rest of the worker (HTTP API, timers, leader
+election, the followers) stays on Faust.
+
+Delivery is at-least-once, as before: outputs are acknowledged before their input is committed,
+so a crash replays at most one uncommitted batch, and the merge decisions are idempotent (task ids
+are deterministic, each slot remembers the reports it has seen).
+
+Merge state lives in :class:`SlotStore`: decoded :class:`~streams.domain.merge.SlotState` values in
+memory, per partition of the repartition topic, backed by a compacted changelog topic with the
+same partitioning (what Kafka Streams calls a state store). Each batch writes every slot it
+changed once, whatever the number of events that touched it. When a partition is assigned its
+slots are read back from the changelog before any message of it is processed; when it is revoked
+the batch in progress finishes and commits first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from schemas.json import dumps, loads
+from streams import metrics
+from streams.domain.merge import SlotState
+from streams.exceptions import TopicError
+from streams.settings import Settings
+from streams.topics import kafka_client_options
+
+__all__ = [
+    "Batch",
+    "Outbox",
+    "Sink",
+    "SlotStore",
+    "Stage",
+    "changelog_topic_name",
+    "ensure_internal_topics",
+    "placed_topic_name",
+]
+
+logger = logging.getLogger(__name__)
+
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+Headers = Sequence[tuple[str, bytes]]
+
+
+def placed_topic_name(settings: Settings) -> str:
+    """The one repartition hop, keyed by slot (see :mod:`streams.hop`)."""
+    return f"{settings.app_id}-placed"
+
+
+def changelog_topic_name(settings: Settings) -> str:
+    """The slots' changelog: one record per slot, compacted, partitioned like the hop."""
+    return f"{settings.app_id}-slots-changelog"
+
+
+async def ensure_internal_topics(settings: Settings) -> None:
+    """Create the hop and the changelog when missing; refuse to run if their partition counts
+    differ (a slot's changelog partition must be its hop partition).
+
+    Raises:
+        TopicError: the cluster refused, could not be reached, or the counts differ.
+    """
+    wanted = {
+        placed_topic_name(settings): {},
+        changelog_topic_name(settings): {"cleanup.policy": "compact"},
+    }
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings), client_id="citygrid-engine")
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=config,
+            )
+            for name, config in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+        described = await admin.describe_topics(list(wanted))
+    except KafkaError as exc:
+        raise TopicError(f"could not declare the internal topics: {exc}") from exc
+    finally:
+        await admin.close()
+    counts = {m["topic"]: len(m.get("partitions") or ()) for m in described}
+    if len(set(counts.values())) != 1:
+        raise TopicError(
+            f"the hop and the changelog must have the same partition count, found {counts}; "
+            "recreate the changelog with the hop's count"
+        )
+
+
+class Outbox:
+    """One producer for a worker's stages and timers; each sends through its own :class:`Sink`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the outbox is not started")
+        return self._producer
+
+    def sink(self) -> Sink:
+        """A sender whose :meth:`Sink.flush` waits for its own records only."""
+        return Sink(self)
+
+    async def start(self) -> None:
+        # aiokafka clients must be built inside the running loop, hence here and not in __init__.
+        self._producer = AIOKafkaProducer(
+            **kafka_client_options(self.settings),
+            client_id=f"{self.settings.app_id}-engine",
+            acks="all",
+            # No linger: a batch's records are queued without yielding to the event loop, so
+            # they form full produce requests anyway, and the flush does not wait out a timer.
+            linger_ms=0,
+            max_batch_size=512 * 1024,
+            max_request_size=max(1024 * 1024, 2 * self.settings.max_message_bytes),
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+
+class Sink:
+    """Sends without waiting, then waits once for everything it sent (a batch's outputs)."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        partition: int | None = None,
+    ) -> None:
+        """Queue one record; :meth:`flush` waits for it."""
+        future = await self.outbox.producer.send(
+            topic, value=value, key=key, headers=list(headers), partition=partition
+        )
+        self._pending.append(future)
+
+    async def flush(self) -> None:
+        """Wait until every record sent through this sink is acknowledged.
+
+        Raises:
+            KafkaError: a record could not be delivered (after the producer's own retries).
+        """
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+Handler = Callable[[Batch], Awaitable[None]]
+PartitionHook = Callable[[Sequence[TopicPartition]], Awaitable[None]]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.stage._assigned(assigned)
+
+
+class Stage:
+    """A consumer-group member that handles its records a batch at a time.
+
+    ``handler`` decides a batch and queues its outputs on ``sink``; the stage then waits for the
+    outputs and commits. ``on_assigned`` runs before any record of newly assigned partitions is
+    handled (state restore); ``on_revoked`` after the last batch of revoked ones has committed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        topics: Sequence[str],
+        handler: Handler,
+        sink: Sink,
+        *,
+        on_assigned: PartitionHook | None = None,
+        on_revoked: PartitionHook | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.group_id = f"{settings.app_id}.{name}"
+        self.handler = handler
+        self.sink = sink
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._lock = asyncio.Lock()
+        self._owned: set[TopicPartition] = set()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.batches = 0
+        self.records = 0
+
+    @property
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this stage owns and has prepared (restored)."""
+        return frozenset(self._owned)
+
+    @property
+    def ready(self) -> bool:
+        """Running, and past its first assignment."""
+        return self._task is not None and not self._task.done() and bool(self._owned)
+
+    async def start(self) -> None:
+        session_ms = int(self.settings.session_timeout * 1000)
+        self._consumer = AIOKafkaConsumer(
+            **kafka_client_options(self.settings),
+            group_id=self.group_id,
+            client_id=f"{self.group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(3000, session_ms // 4),
+            max_partition_fetch_bytes=max(1024 * 1024, 2 * self.settings.max_message_bytes),
+            fetch_max_bytes=max(16 * 1024 * 1024, 2 * self.settings.max_message_bytes),
+        )
+        self._consumer.subscribe(list(self.topics), listener=_Listener(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"citygrid.{self.name}")
+
+    async def stop(self) -> None:
+        """Finish the batch in progress, commit it, and leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                async with asyncio.timeout(max(5.0, self.settings.session_timeout)):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                logger.warning("%s: the last batch did not finish in time", self.name)
+                self._task.cancel()
+            except Exception as exc:  # noqa: BLE001 - we are stopping; say why it ended
+                logger.warning("%s ended with %r", self.name, exc)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def wait(self) -> None:
+        """Until the loop ends; re-raises what ended it."""
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError(f"{self.name} is not started")
+        while not self._stopping:
+            batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_size)
+            if not batch:
+                continue
+            async with self._lock:
+                # A rebalance may have revoked partitions between the fetch and now: their
+                # records are the new owner's, from the last committed offset.
+                owned = {tp: records for tp, records in batch.items() if tp in self._owned}
+                if owned:
+                    await self._handle(consumer, owned)
+
+    async def _handle(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        started = time.perf_counter()
+        await self.handler(batch)
+        await self.sink.flush()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on; the new owner replays the batch and finds it already done.
+            logger.warning("%s: commit refused after a rebalance: %s", self.name, exc)
+        count = sum(len(records) for records in batch.values())
+        self.batches += 1
+        self.records += count
+        metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        metrics.BATCH_RECORDS.labels(self.name).observe(count)
+
+    async def _revoked(self, revoked: list[TopicPartition]) -> None:
+        # Waits for the batch in progress: it commits before the partitions change hands.
+        async with self._lock:
+            gone = [tp for tp in revoked if tp in self._owned]
+            self._owned.difference_update(revoked)
+            if gone and self._on_revoked is not None:
+                await self._on_revoked(gone)
+        metrics.REBALANCES.inc()
+
+    async def _assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self._lock:
+            new = [tp for tp in assigned if tp not in self._owned]
+            if new and self._on_assigned is not None:
+                await self._on_assigned(new)
+            self._owned = set(assigned)
+        logger.info(
+            "%s: %d partition(s) assigned",
+            self.name,
+            len(assigned),
+            extra={"stage": self.name, "partitions": len(assigned)},
+        )
+
+
+class SlotStore:
+    """The merge state of the slots on this worker's partitions, backed by a changelog topic."""
+
+    def __init__(self, settings: Settings, sink: Sink) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.changelog = changelog_topic_name(settings)
+        self._slots: dict[int, dict[bytes, SlotState]] = {}
+        self._dirty: dict[int, set[bytes]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(slots) for slots in self._slots.values())
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        return frozenset(self._slots)
+
+    def get(self, partition: int, key: bytes) -> SlotState:
+        """A slot's state (an empty one for a slot never seen)."""
+        return self._slots[partition].get(key) or _EMPTY
+
+    def lookup(self, key: bytes) -> SlotState | None:
+        """A slot's state if this worker holds it."""
+        for slots in self._slots.values():
+            state = slots.get(key)
+            if state is not None:
+                return state
+        return None
+
+    def put(self, partition: int, key: bytes, state: SlotState) -> None:
+        self._slots[partition][key] = state
+        self._dirty[partition].add(key)
+
+    def items(self) -> Iterator[tuple[int, bytes, SlotState]]:
+        for partition, slots in list(self._slots.items()):
+            for key, state in list(slots.items()):
+                yield partition, key, state
+
+    async def write_changes(self) -> None:
+        """Queue every slot changed since the last call on the changelog, once each."""
+        for partition, keys in self._dirty.items():
+            slots = self._slots[partition]
+            for key in keys:
+                await self.sink.send(
+                    self.changelog, dumps(slots[key].to_wire()), key=key, partition=partition
+                )
+            keys.clear()
+
+    async def restore(self, partitions: Sequence[int]) -> None:
+        """Read the slots of ``partitions`` back from the changelog, to its end."""
+        started = time.perf_counter()
+        tps = [TopicPartition(self.changelog, p) for p in partitions]
+        restored: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
+        consumer = AIOKafkaConsumer(
+            **kafka_client_options(self.settings),
+            group_id=None,
+            enable_auto_commit=False,
+            client_id=f"{self.settings.app_id}-restore",
+        )
+        await consumer.start()
+        records = 0
+        try:
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            remaining = {tp for tp in tps if end[tp] > await consumer.position(tp)}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=500)
+                for tp, chunk in batch.items():
+                    slots = restored[tp.partition]
+                    for record in chunk:
+                        records += 1
+                        if record.key is None:
+                            continue
+                        if record.value is None:
+                            slots.pop(record.key, None)
+                        else:
+                            slots[record.key] = record.value
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= end[tp]:
+                        remaining.discard(tp)
+        finally:
+            await consumer.stop()
+        for partition, slots in restored.items():
+            # Only the last record of each slot is decoded.
+            self.hold(
+                partition,
+                {key: SlotState.from_wire(loads(value)) for key, value in slots.items()},
+            )
+        logger.info(
+            "restored %d slot(s) of %d partition(s) from %d changelog record(s) in %.2fs",
+            sum(len(s) for s in restored.values()),
+            len(partitions),
+            records,
+            time.perf_counter() - started,
+        )
+
+    def hold(self, partition: int, slots: Mapping[bytes, SlotState] | None = None) -> None:
+        """Take charge of ``partition`` with these slots (restored ones, or none)."""
+        self._slots[partition] = dict(slots or {})
+        self._dirty[partition] = set()
+
+    def drop(self, partitions: Sequence[int]) -> None:
+        """Forget partitions this worker no longer owns (their changes are written already)."""
+        for partition in partitions:
+            self._slots.pop(partition, None)
+            self._dirty.pop(partition, None)
+
+
+_EMPTY = SlotState()
