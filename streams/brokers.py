@@ -8,7 +8,9 @@ Two kinds of broker are supported:
 - ``apache``: Apache Kafka (the version pinned in ``deploy/kafka/pom.xml``) in KRaft combined mode,
   broker and controller in one small JVM. Its jars are fetched once from Maven Central with
   ``mvn`` into the cache directory; it needs ``java`` (17+) on ``PATH`` or in ``$JAVA_HOME``. Its
-  data lives under the work directory, so restarting on the same work directory keeps it.
+  data lives under the work directory, so restarting on the same work directory keeps it. Given a
+  :class:`ScramUser`, its client listener takes SASL_SSL only: TLS with a certificate from a CA
+  made for it, and that one SCRAM user.
 
 Every broker runs in its own process group, so :meth:`LocalBroker.stop` and
 :meth:`LocalBroker.kill` reach all of it and leave no orphan behind.
@@ -20,10 +22,12 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -31,11 +35,11 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Literal, get_args
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, Literal, NamedTuple, get_args
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
@@ -46,20 +50,28 @@ from aiokafka import AIOKafkaClient  # type: ignore[import-untyped, unused-ignor
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
 
 from streams.exceptions import BrokerError
+from streams.settings import Settings
+from streams.tls import CA_FILE, SERVER_FILE, TestPki, certificate_expires, write_test_pki
+from streams.topics import kafka_client_options
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "CLIENT_ENV_FILE",
     "HOST",
     "KAFKA_POM",
     "BrokerKind",
     "LocalBroker",
     "RunningBroker",
+    "SaslSslListener",
+    "ScramMechanism",
+    "ScramUser",
     "default_cache_dir",
     "fetch_apache_kafka",
     "free_port",
     "kafka_version",
     "log4j2_config",
     "new_cluster_id",
+    "read_client_env",
     "server_properties",
     "wait_until_ready",
 ]
@@ -67,6 +79,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BrokerKind = Literal["tansu", "apache"]
+ScramMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 CACHE_DIR_ENV: Final = "CITYGRID_CACHE_DIR"
 """Environment variable naming the cache directory (the Apache Kafka jars live there)."""
@@ -76,6 +89,9 @@ KAFKA_POM: Final = Path(__file__).resolve().parent.parent / "deploy" / "kafka" /
 
 HOST: Final = "127.0.0.1"
 """Where local brokers listen and what they advertise: loopback only, never the network."""
+
+CLIENT_ENV_FILE: Final = "client.env"
+"""In a secured broker's work directory: the ``CITYGRID_*`` lines a client needs (owner-only)."""
 
 # A small JVM: the machines this runs on (laptops, 2-core CI) also run the workers under test.
 _JVM_OPTS: Final = (
@@ -96,6 +112,51 @@ _MVN_TIMEOUT_S: Final = 1800.0
 _FORMAT_TIMEOUT_S: Final = 120.0
 _PROBE_TIMEOUT_S: Final = 5.0
 _TAIL_LINES: Final = 30
+_TLS_DIR: Final = "tls"
+# A certificate kept in a work directory is made anew when it has less than this left.
+_CERT_MARGIN: Final = 86400.0
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """The one SASL/SCRAM user of a secured local broker, created when its storage is formatted.
+
+    Raises:
+        ValueError: the name or password is empty, holds a comma (``kafka-storage --add-scram``
+            splits on commas and has no escape for them) or a character that is not printable.
+    """
+
+    username: str
+    password: str = field(repr=False)
+    mechanism: ScramMechanism = "SCRAM-SHA-512"
+
+    def __post_init__(self) -> None:
+        for what, value in (("user name", self.username), ("password", self.password)):
+            if not value or "," in value or not value.isprintable():
+                raise ValueError(
+                    f"the SCRAM {what} must be non-empty, printable and without commas"
+                )
+        if self.mechanism not in get_args(ScramMechanism):
+            raise ValueError(f"unknown SCRAM mechanism {self.mechanism!r}")
+
+    def add_scram_argument(self) -> str:
+        """The ``kafka-storage format --add-scram`` value that creates this user."""
+        # The tool strips one pair of quotes around a value, so quoting keeps quotes of the
+        # password's own.
+        return f'{self.mechanism}=[name="{self.username}",password="{self.password}"]'
+
+
+class SaslSslListener(NamedTuple):
+    """How :func:`server_properties` secures the client listener (the one clients bootstrap from).
+
+    The broker's own traffic moves to a PLAINTEXT listener on ``internal_port``, on loopback like
+    the controller's.
+    """
+
+    internal_port: int
+    mechanism: ScramMechanism
+    key_store: Path
+    """PEM file: the server certificate, then its unencrypted PKCS#8 private key."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +172,9 @@ class RunningBroker:
     """Holds the log files and, for ``apache``, the configuration and the data."""
     log_file: Path
     """The broker's most detailed log (for ``apache``, INFO and above)."""
+    client_env: Mapping[str, str]
+    """The ``CITYGRID_*`` settings a client needs to reach the broker: the broker URL, and for a
+    secured broker the security protocol, the SASL user and the CA file."""
 
 
 def default_cache_dir() -> Path:
@@ -221,8 +285,13 @@ def _run_mvn(pom: Path, root: Path, version: str) -> None:
     logger.info("fetched Apache Kafka %s in %.1fs", version, time.monotonic() - started)
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """Return ``server.properties`` for a one-node KRaft broker+controller on 127.0.0.1."""
+def server_properties(
+    *, port: int, controller_port: int, data_dir: Path, sasl_ssl: SaslSslListener | None = None
+) -> str:
+    """Return ``server.properties`` for a one-node KRaft broker+controller on 127.0.0.1.
+
+    With ``sasl_ssl`` the client port takes SASL_SSL (SCRAM, TLS from a PEM key store) only.
+    """
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -232,6 +301,29 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
+    }
+    if sasl_ssl is not None:
+        internal = f"INTERNAL://{HOST}:{sasl_ssl.internal_port}"
+        mechanism = sasl_ssl.mechanism.lower()
+        settings |= {
+            "listeners": f"SASL_SSL://{HOST}:{port},{internal},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://{HOST}:{port},{internal}",
+            "listener.security.protocol.map": (
+                "SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.enabled.mechanisms": sasl_ssl.mechanism,
+            # The server side of SCRAM needs the login module and nothing else: the users and
+            # their salted passwords are in the cluster metadata (kafka-storage --add-scram).
+            f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            # Kafka reads PEM key stores itself (KIP-651): no keytool, no store password.
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(sasl_ssl.key_store),
+            "ssl.client.auth": "none",
+        }
+    settings |= {
         "log.dirs": str(data_dir),
         "num.partitions": "1",
         "auto.create.topics.enable": "true",
@@ -281,17 +373,27 @@ def log4j2_config(log_file: Path) -> str:
 """
 
 
-def wait_until_ready(bootstrap: str, timeout: float) -> None:
+def wait_until_ready(
+    bootstrap: str, timeout: float, client_options: Mapping[str, Any] | None = None
+) -> None:
     """Return once a Kafka metadata request to ``bootstrap`` succeeds; retry until ``timeout``.
+
+    ``client_options`` are aiokafka's security options for the request (from
+    :func:`~streams.topics.kafka_client_options`); plaintext without them.
 
     Raises:
         BrokerError: no broker answered with metadata within ``timeout`` seconds.
         ValueError: ``bootstrap`` is not ``host:port``.
     """
-    _wait_until_ready(bootstrap, timeout, lambda: None)
+    _wait_until_ready(bootstrap, timeout, lambda: None, client_options or {})
 
 
-def _wait_until_ready(bootstrap: str, timeout: float, exited: Callable[[], str | None]) -> None:
+def _wait_until_ready(
+    bootstrap: str,
+    timeout: float,
+    exited: Callable[[], str | None],
+    client_options: Mapping[str, Any],
+) -> None:
     """Like :func:`wait_until_ready`, but give up as soon as ``exited`` returns a problem."""
     deadline = time.monotonic() + timeout
     last_error = "no attempt made"
@@ -307,7 +409,7 @@ def _wait_until_ready(bootstrap: str, timeout: float, exited: Callable[[], str |
                 f"(last error: {last_error})"
             )
         try:
-            _probe(bootstrap, min(remaining, _PROBE_TIMEOUT_S))
+            _probe(bootstrap, min(remaining, _PROBE_TIMEOUT_S), client_options)
         except (OSError, KafkaError, BrokerError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
         else:
@@ -320,18 +422,21 @@ def _wait_until_ready(bootstrap: str, timeout: float, exited: Callable[[], str |
         pause = min(pause * 2, 0.5)
 
 
-def _probe(bootstrap: str, timeout: float) -> None:
+def _probe(bootstrap: str, timeout: float, client_options: Mapping[str, Any]) -> None:
     # A plain TCP connect first: while nothing listens, aiokafka would log an ERROR per attempt.
     host, _, port = bootstrap.split(",", maxsplit=1)[0].strip().rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"bootstrap address {bootstrap!r} is not host:port")
     with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
         pass
-    _run_coroutine(lambda: _metadata_round_trip(bootstrap, timeout))
+    _run_coroutine(lambda: _metadata_round_trip(bootstrap, timeout, client_options))
 
 
-async def _metadata_round_trip(bootstrap: str, limit_s: float) -> None:
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(limit_s * 1000))
+async def _metadata_round_trip(
+    bootstrap: str, limit_s: float, client_options: Mapping[str, Any]
+) -> None:
+    options = {**client_options, "bootstrap_servers": bootstrap}
+    client = AIOKafkaClient(**options, request_timeout_ms=int(limit_s * 1000))
     try:
         async with asyncio.timeout(limit_s):
             await client.bootstrap()
@@ -367,6 +472,11 @@ class LocalBroker:
         workdir: where logs, configuration and (apache) data go; created if missing.
         cache_dir: where the Apache Kafka jars are cached (default :func:`default_cache_dir`).
         ready_timeout: seconds ``start()`` waits for the broker to answer metadata requests.
+        scram: ``apache`` only: secure the client port with SASL_SSL for this user. The CA and the
+            broker's certificate (for 127.0.0.1 and localhost) are made in ``<workdir>/tls`` and
+            kept there for later starts; the settings clients need go to ``<workdir>/client.env``
+            and :attr:`RunningBroker.client_env`. The user is created when the storage is
+            formatted, so a later start on the same work directory must give the same user.
     """
 
     def __init__(
@@ -377,13 +487,18 @@ class LocalBroker:
         workdir: Path | None = None,
         cache_dir: Path | None = None,
         ready_timeout: float = 60.0,
+        scram: ScramUser | None = None,
     ) -> None:
         if kind not in get_args(BrokerKind):
             expected = ", ".join(get_args(BrokerKind))
             raise ValueError(f"unknown broker kind {kind!r}; expected one of: {expected}")
+        if scram is not None and kind != "apache":
+            raise ValueError("only the apache broker can be secured (tansu has no SASL_SSL)")
         self.kind: BrokerKind = kind
+        self._scram = scram
         self._port = port
         self._controller_port: int | None = None
+        self._internal_port: int | None = None
         self._workdir = workdir
         self._owns_workdir = False
         self._cache_dir = cache_dir
@@ -416,10 +531,15 @@ class LocalBroker:
             self._port = free_port()
         _ensure_port_free(self._port)
         bootstrap = f"{HOST}:{self._port}"
+        client_env = {Settings.env_var("broker_url"): f"kafka://{bootstrap}"}
         if self.kind == "tansu":
             command, console, log_file = self._tansu_command(workdir, self._port)
         else:
             command, console, log_file = self._apache_command(workdir, self._port)
+        if self._scram is not None:
+            client_env |= _secured_client_env(workdir, self._scram)
+            _write_client_env(workdir, client_env)
+        client_options = kafka_client_options(Settings.from_env(client_env))
         self._console = console
         self._console_offset = console.stat().st_size if console.exists() else 0
         started = time.monotonic()
@@ -433,7 +553,7 @@ class LocalBroker:
                 start_new_session=True,
             )
         try:
-            _wait_until_ready(bootstrap, self._ready_timeout, self.exit_reason)
+            _wait_until_ready(bootstrap, self._ready_timeout, self.exit_reason, client_options)
         except BaseException:
             self._terminate(0.0)
             raise
@@ -443,6 +563,7 @@ class LocalBroker:
             pid=self._process.pid,
             workdir=workdir,
             log_file=log_file,
+            client_env=MappingProxyType(client_env),
         )
         logger.info(
             "%s broker ready at %s in %.2fs (pid %d, log %s)",
@@ -509,10 +630,28 @@ class LocalBroker:
         while self._controller_port is None or self._controller_port == port:
             self._controller_port = free_port()
         _ensure_port_free(self._controller_port)
+        sasl_ssl = None
+        if self._scram is not None:
+            while self._internal_port is None or self._internal_port in (
+                port,
+                self._controller_port,
+            ):
+                self._internal_port = free_port()
+            _ensure_port_free(self._internal_port)
+            sasl_ssl = SaslSslListener(
+                internal_port=self._internal_port,
+                mechanism=self._scram.mechanism,
+                key_store=_test_pki(workdir / _TLS_DIR).server_file,
+            )
         data_dir = workdir / "data"
         config = workdir / "server.properties"
         config.write_text(
-            server_properties(port=port, controller_port=self._controller_port, data_dir=data_dir)
+            server_properties(
+                port=port,
+                controller_port=self._controller_port,
+                data_dir=data_dir,
+                sasl_ssl=sasl_ssl,
+            )
         )
         log_file = workdir / "kafka.log"
         log4j = workdir / "log4j2.xml"
@@ -521,7 +660,9 @@ class LocalBroker:
         console = workdir / "kafka.out"
         if not (data_dir / "meta.properties").exists():
             tool = [java, *_TOOL_JVM_OPTS, *classpath, _STORAGE_TOOL_MAIN]
-            _format_storage(tool, config, console)
+            _format_storage(tool, config, console, self._scram)
+        elif self._scram is not None:
+            _check_formatted_user(workdir, self._scram)
         return [java, *_JVM_OPTS, *classpath, _KAFKA_MAIN, str(config)], console, log_file
 
     def exit_reason(self) -> str | None:
@@ -628,8 +769,53 @@ def _find_java() -> str:
     return found
 
 
-def _format_storage(tool: list[str], config: Path, console: Path) -> None:
+def _check_formatted_user(workdir: Path, scram: ScramUser) -> None:
+    """Refuse a user other than the one the existing storage was formatted with."""
+    recorded = read_client_env(workdir)
+    wanted = {
+        Settings.env_var("sasl_mechanism"): scram.mechanism,
+        Settings.env_var("sasl_username"): scram.username,
+        Settings.env_var("sasl_password"): scram.password,
+    }
+    if not recorded:
+        raise BrokerError(
+            f"the storage in {workdir} was made without SASL, so it has no SCRAM user; "
+            "start the secured broker on a new work directory"
+        )
+    if any(recorded.get(name) != value for name, value in wanted.items()):
+        raise BrokerError(
+            f"the storage in {workdir} was made with another SCRAM user or password (see "
+            f"{workdir / CLIENT_ENV_FILE}); the user is created when the storage is formatted, "
+            "so start with that one or on a new work directory"
+        )
+
+
+def _secured_client_env(workdir: Path, scram: ScramUser) -> dict[str, str]:
+    return {
+        Settings.env_var("security_protocol"): "SASL_SSL",
+        Settings.env_var("sasl_mechanism"): scram.mechanism,
+        Settings.env_var("sasl_username"): scram.username,
+        Settings.env_var("sasl_password"): scram.password,
+        Settings.env_var("ssl_cafile"): str(workdir / _TLS_DIR / CA_FILE),
+    }
+
+
+def _test_pki(directory: Path) -> TestPki:
+    """The CA and server certificate in ``directory``, made anew if missing or about to expire."""
+    pki = TestPki(ca_file=directory / CA_FILE, server_file=directory / SERVER_FILE)
+    try:
+        remaining = (certificate_expires(pki.server_file) - dt.datetime.now(dt.UTC)).total_seconds()
+    except (OSError, ValueError):
+        remaining = 0.0
+    if remaining > _CERT_MARGIN and pki.ca_file.exists():
+        return pki
+    return write_test_pki(directory, hosts=(HOST, "localhost"))
+
+
+def _format_storage(tool: list[str], config: Path, console: Path, scram: ScramUser | None) -> None:
     command = [*tool, "format", "--config", str(config), "--cluster-id", new_cluster_id()]
+    if scram is not None:
+        command += ["--add-scram", scram.add_scram_argument()]
     try:
         done = subprocess.run(  # noqa: S603 - our own java command line, no shell
             command,
@@ -649,6 +835,25 @@ def _format_storage(tool: list[str], config: Path, console: Path) -> None:
             f"Kafka storage format failed (exit code {done.returncode}); last lines:\n"
             f"{_last_lines(done.stdout)}"
         )
+
+
+def read_client_env(workdir: Path) -> dict[str, str]:
+    """The ``CITYGRID_*`` settings a secured broker recorded in ``workdir`` (empty if none)."""
+    recorded: dict[str, str] = {}
+    text = _read_text(workdir / CLIENT_ENV_FILE) or ""
+    for line in text.splitlines():
+        name, sep, quoted = line.partition("=")
+        if sep and not name.startswith("#"):
+            recorded[name] = "".join(shlex.split(quoted))
+    return recorded
+
+
+def _write_client_env(workdir: Path, env: Mapping[str, str]) -> None:
+    lines = [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+    text = "# Written by streams.brokers: the settings clients of this broker need.\n"
+    fd = os.open(workdir / CLIENT_ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n".join(lines) + "\n")
 
 
 def _read_text(path: Path) -> str | None:

@@ -7,17 +7,26 @@ and owns them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+)
+from aiokafka.helpers import create_ssl_context
 
 from schemas.enums import Domain
-from streams.exceptions import TopicError
+from streams.exceptions import SettingsError, TopicError
 from streams.settings import Settings
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "Role",
     "TopicReport",
     "TopicSpec",
+    "connection_problem",
     "create_topics",
     "domain_of_topic",
     "kafka_client_options",
@@ -122,26 +132,105 @@ class TopicReport:
 
 
 def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """aiokafka connection options (bootstrap, security) from the settings."""
+    """aiokafka connection options (bootstrap, security) from the settings.
+
+    Every Kafka client citygrid makes takes its connection and security options from here, so
+    that one set of ``CITYGRID_*`` variables reaches a secured cluster from every command.
+
+    Raises:
+        SettingsError: SASL without a user name or password, or TLS files that cannot be read.
+    """
+    protocol = settings.security_protocol
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
-        "security_protocol": settings.security_protocol,
+        "security_protocol": protocol,
     }
-    if settings.security_protocol.startswith("SASL"):
+    if protocol.startswith("SASL"):
+        if not (settings.sasl_username and settings.sasl_password):
+            raise SettingsError(
+                f"{Settings.env_var('security_protocol')}={protocol} needs "
+                f"{Settings.env_var('sasl_username')} and {Settings.env_var('sasl_password')}"
+            )
         options.update(
             sasl_mechanism=settings.sasl_mechanism,
             sasl_plain_username=settings.sasl_username,
             sasl_plain_password=settings.sasl_password,
         )
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context  # noqa: PLC0415 - only with TLS
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    return options
 
-        options["ssl_context"] = create_ssl_context(
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verify the brokers against ``CITYGRID_SSL_CAFILE`` (else the system's CAs) and their host
+    names; present a client certificate when one is set (mutual TLS)."""
+    if settings.ssl_keyfile and not settings.ssl_certfile:
+        raise SettingsError(
+            f"{Settings.env_var('ssl_keyfile')} needs {Settings.env_var('ssl_certfile')} too"
+        )
+    try:
+        context: ssl.SSLContext = create_ssl_context(
             cafile=settings.ssl_cafile or None,
             certfile=settings.ssl_certfile or None,
             keyfile=settings.ssl_keyfile or None,
         )
-    return options
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(
+            f"{Settings.env_var(name)}={getattr(settings, name)!r}"
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if getattr(settings, name)
+        )
+        raise SettingsError(f"cannot load the TLS files ({files}): {exc}") from None
+    return context
+
+
+async def connection_problem(settings: Settings, limit_s: float = 10.0) -> str | None:
+    """Why a client with ``settings`` cannot use the cluster, or None if a bootstrap server lets
+    it in.
+
+    aiokafka logs the cause of a failed bootstrap (an untrusted certificate, refused credentials)
+    and raises only "Unable to bootstrap"; this connects once more, by itself, to say why.
+    """
+    options = kafka_client_options(settings)
+    options.pop("bootstrap_servers")
+    servers = [server.strip() for server in settings.bootstrap_servers.split(",")]
+    problems = []
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            async with asyncio.timeout(limit_s):
+                conn = await create_conn(
+                    host.strip("[]"), int(port), request_timeout_ms=int(limit_s * 1000), **options
+                )
+        except (OSError, ValueError, KafkaError, TimeoutError) as exc:
+            why = _explain(exc, settings)
+            problems.append(why if len(servers) == 1 else f"{server}: {why}")
+            continue
+        conn.close()
+        return None
+    return "; ".join(problems)
+
+
+def _explain(exc: BaseException, settings: Settings) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the broker's TLS certificate is not trusted ({exc.verify_message}); "
+            f"{Settings.env_var('ssl_cafile')} must hold the CA that signed it"
+        )
+    if isinstance(exc, SaslAuthenticationFailed):
+        return (
+            f"SASL authentication failed ({exc.args[0] if exc.args else exc}); "
+            f"check {Settings.env_var('sasl_username')}, {Settings.env_var('sasl_password')} "
+            f"and {Settings.env_var('sasl_mechanism')}"
+        )
+    if isinstance(exc, TimeoutError | KafkaConnectionError):
+        # A TLS listener drops a plaintext hello; a plaintext one never answers a TLS hello.
+        return (
+            f"{exc or 'no answer'} (does {Settings.env_var('security_protocol')}="
+            f"{settings.security_protocol} match the broker's listener?)"
+        )
+    # aiokafka's errors name their class already; OSError and the like do not.
+    return str(exc) if isinstance(exc, KafkaError) else f"{type(exc).__name__}: {exc}"
 
 
 async def create_topics(settings: Settings) -> list[TopicReport]:
@@ -176,8 +265,11 @@ async def create_topics(settings: Settings) -> list[TopicReport]:
         described = {name: spec for spec, name in wanted}
         metadata = await admin.describe_topics([topic_name(settings, s.name) for s in CATALOGUE])
     except KafkaError as exc:
+        why = str(exc)
+        if isinstance(exc, KafkaConnectionError):
+            why = await connection_problem(settings) or why
         raise TopicError(
-            f"could not declare topics on {settings.bootstrap_servers}: {exc}"
+            f"could not declare topics on {settings.bootstrap_servers}: {why}"
         ) from exc
     finally:
         await admin.close()
