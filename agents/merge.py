@@ -55,6 +55,8 @@ class Merge:
         self.max_bytes = settings.max_message_bytes
         self.tally = Tally()
         self.lags: list[float] = []
+        self._states: dict[str, tuple[Task, int]] = {}
+        """Task id to its latest state and seq in this batch: written once, at the batch's end."""
 
     async def __call__(self, batch: Batch) -> None:
         now = datetime.now(UTC)
@@ -68,14 +70,25 @@ class Merge:
                     await self._on_tick(tp.partition, record)
                 else:
                     await self._on_event(tp.partition, record, headers, now)
+        for task, seq in self._states.values():
+            await self._send_state(task, seq)
+        self._states.clear()
         await self.store.write_changes()
         self.tally.apply()
         for lag in self.lags:
             metrics.EVENT_LAG.observe(lag)
         self.lags.clear()
 
-    async def publish_task(self, task: Task, seq: int) -> None:
-        """Write a task's full state to ``city.tasks.state``."""
+    def publish_task(self, task: Task, seq: int) -> None:
+        """Write a task's full state to ``city.tasks.state`` at the end of the batch.
+
+        ``city.tasks.state`` is compacted: a consumer keeps the latest state of each task. A
+        batch (milliseconds of traffic) writes each task it changed once, its last state, as a
+        Kafka Streams record cache does; every transition is on ``city.tasks.events``.
+        """
+        self._states[task.task_id] = (task, seq)
+
+    async def _send_state(self, task: Task, seq: int) -> None:
         await self.sink.send(
             self.state_topic,
             dumps(task.to_wire()),
@@ -105,7 +118,7 @@ class Merge:
                 ),
             )
         if outcome.changes:
-            await self.publish_task(outcome.changes[-1].task, outcome.state.seq)
+            self.publish_task(outcome.changes[-1].task, outcome.state.seq)
 
     def _count(self, outcome: Outcome, domain: str, lag: float, source: str) -> None:
         result, tally = outcome.result, self.tally
@@ -184,7 +197,7 @@ class Merge:
             # topic is compacted, consumers see the same task). Repeats that never joined the
             # task, such as a sensor's older readings, have nothing to restore.
             if state.task is not None and state.in_task(event):
-                await self.publish_task(state.task, state.seq)
+                self.publish_task(state.task, state.seq)
         else:
             await self._store_and_publish(partition, key, outcome)
         lag = (now - event.occurred_at).total_seconds()

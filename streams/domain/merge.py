@@ -147,7 +147,9 @@ class SlotState:
         return {
             "task": None if self.task is None else self.task.to_wire(),
             "seq": self.seq,
-            "keys": {k: v.isoformat() for k, v in self.keys.items()},
+            # datetimes as they are: the JSON encoder writes them in the same ISO 8601 form,
+            # several times faster than isoformat() per key.
+            "keys": dict(self.keys),
             "task_keys": sorted(self.task_keys),
             "sensors": [t.to_wire() for t in self.sensors],
         }
@@ -158,9 +160,7 @@ class SlotState:
         return cls(
             task=None if task is None else Task.from_wire(task),
             seq=int(obj.get("seq", 0)),
-            keys=MappingProxyType(
-                {k: datetime.fromisoformat(v) for k, v in obj.get("keys", {}).items()}
-            ),
+            keys=MappingProxyType({k: _datetime(v) for k, v in obj.get("keys", {}).items()}),
             task_keys=frozenset(obj.get("task_keys", ())),
             sensors=tuple(SensorTrack.from_wire(t) for t in obj.get("sensors", ())),
         )
@@ -179,6 +179,10 @@ class Outcome(NamedTuple):
     state: SlotState
     changes: tuple[Change, ...]
     result: Result
+
+
+def _datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _key(event: Event) -> str:
