@@ -31,7 +31,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+)
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.json import dumps, loads
@@ -146,11 +152,24 @@ class Outbox:
 
 
 class Sink:
-    """Sends without waiting, then waits once for everything it sent (a batch's outputs)."""
+    """Collects a batch's records per topic partition, then hands each partition's records to the
+    producer as one record batch and waits once for all of them (a batch's outputs).
+
+    ``AIOKafkaProducer.send`` costs about 15 us per record here (a future, the partitioner, the
+    accumulator); appending to a record batch costs a few. Keys are partitioned exactly as the
+    producer's default partitioner does (murmur2, as the Java client), so keyed records land
+    where any other Kafka client would put them.
+    """
+
+    _PARTITION_CACHE = 100_000
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
-        self._pending: list[asyncio.Future[Any]] = []
+        self._open: dict[tuple[str, int], Any] = {}
+        self._queued: list[tuple[Any, str, int]] = []
+        self._partitions: dict[str, list[int]] = {}
+        self._keyed: dict[tuple[str, bytes], int] = {}
+        self._partitioner = DefaultPartitioner()
 
     async def send(
         self,
@@ -161,21 +180,46 @@ class Sink:
         headers: Headers = (),
         partition: int | None = None,
     ) -> None:
-        """Queue one record; :meth:`flush` waits for it."""
-        future = await self.outbox.producer.send(
-            topic, value=value, key=key, headers=list(headers), partition=partition
-        )
-        self._pending.append(future)
+        """Queue one record; :meth:`flush` sends and waits for it."""
+        if partition is None:
+            partition = await self._partition_of(topic, key)
+        builder = self._open.get((topic, partition))
+        if builder is None:
+            builder = self._open[(topic, partition)] = self.outbox.producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+            # Full: queue it and start another; the partition's order is kept.
+            self._queued.append((builder, topic, partition))
+            builder = self._open[(topic, partition)] = self.outbox.producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                raise MessageSizeTooLargeError(f"a record for {topic} is larger than a batch")
+
+    async def _partition_of(self, topic: str, key: bytes | None) -> int:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            known = await self.outbox.producer.partitions_for(topic)
+            partitions = self._partitions[topic] = sorted(known)
+        if key is None:
+            return int(self._partitioner(None, partitions, partitions))
+        cached = self._keyed.get((topic, key))
+        if cached is None:
+            if len(self._keyed) >= self._PARTITION_CACHE:
+                self._keyed.clear()
+            cached = self._keyed[(topic, key)] = int(self._partitioner(key, partitions, []))
+        return cached
 
     async def flush(self) -> None:
-        """Wait until every record sent through this sink is acknowledged.
+        """Send everything queued and wait until the broker acknowledged all of it.
 
         Raises:
             KafkaError: a record could not be delivered (after the producer's own retries).
         """
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        queued = [*self._queued, *((b, t, p) for (t, p), b in self._open.items())]
+        self._queued, self._open = [], {}
+        if not queued:
+            return
+        producer = self.outbox.producer
+        pending = [await producer.send_batch(b, t, partition=p) for b, t, p in queued]
+        await asyncio.gather(*pending)
 
 
 Handler = Callable[[Batch], Awaitable[None]]
