@@ -81,7 +81,9 @@ class Settings:
     ssl_keyfile: str = _setting("", "Client private key for mutual TLS.")
     app_id: str = _setting(
         "citygrid",
-        "Faust application id: the consumer group and the prefix of internal topics.",
+        "Application id: the prefix of the consumer groups (`<app_id>.ingest`, `<app_id>.merge`, "
+        "and Faust's `<app_id>`) and of the internal topics (`<app_id>-placed`, "
+        "`<app_id>-slots-changelog`).",
     )
     topic_prefix: str = _setting(
         "",
@@ -115,7 +117,8 @@ class Settings:
     )
     store: str = _setting(
         "rocksdb://",
-        "Faust table store: `rocksdb://` for workers, `memory://` for tests and throwaway runs.",
+        "Faust's table store (citygrid's slots are not a Faust table: they live in memory, "
+        "backed by `<app_id>-slots-changelog`); `memory://` for tests and throwaway runs.",
     )
     data_dir: Path = _setting(
         Path("var/citygrid"), "Directory for the worker's table store and local state."

@@ -431,7 +431,7 @@ def pipeline() -> model.Dashboard:
         .with_panel(
             _stat(
                 "Workers ready",
-                "Workers ready (partitions assigned, tables recovered, road registry loaded) "
+                "Workers ready (partitions assigned, slots restored, road registry loaded) "
                 "out of the workers Prometheus scrapes.",
                 _instant("sum(citygrid_worker_ready)", "ready"),
                 _instant("count(citygrid_worker_ready)", "workers"),
