@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import Sequence
 
 import mode
@@ -17,7 +19,16 @@ from aiokafka.structs import TopicPartition
 
 from agents.ingest import Ingest
 from agents.merge import Merge
-from streams.app import app, merge_config, outbox, ready_checks, registry, settings, slots
+from streams.app import (
+    app,
+    failures,
+    merge_config,
+    outbox,
+    ready_checks,
+    registry,
+    settings,
+    slots,
+)
 from streams.device_keys import device_keys_from_settings
 from streams.engine import Stage, ensure_internal_topics, placed_topic_name
 from streams.topics import EVENT_TOPICS, topic_name
@@ -73,8 +84,9 @@ class Pipeline(mode.Service):
         # Placing events against a half-loaded registry would split one road's tasks in two.
         await registry.ready.wait()
         await ingest.start()
-        # A stage that fails (its outputs could not be delivered) takes the worker down: the
-        # supervisor restarts it, and it resumes from the last committed batch.
+        # A stage that fails (its outputs could not be delivered after the producer's retries)
+        # takes the worker down: /health fails, the worker stops as on SIGTERM, the supervisor
+        # restarts it, and it resumes from the last committed batch.
         done, _ = await asyncio.wait(
             [asyncio.ensure_future(ingest.wait()), asyncio.ensure_future(merge.wait())],
             return_when=asyncio.FIRST_EXCEPTION,
@@ -82,8 +94,9 @@ class Pipeline(mode.Service):
         for task in done:
             failure = task.exception()
             if failure is not None:
-                logger.error("pipeline stage failed: %r", failure)
-                await self.crash(failure)
+                logger.critical("pipeline stage failed, stopping the worker: %r", failure)
+                failures.append(f"pipeline stage failed: {failure!r}")
+                os.kill(os.getpid(), signal.SIGTERM)
 
     async def on_stop(self) -> None:
         if self._stages is not None:

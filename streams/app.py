@@ -30,6 +30,7 @@ __all__ = [
     "app",
     "calendar",
     "create_app",
+    "failures",
     "is_ready",
     "kpi_topic",
     "merge_config",
@@ -60,6 +61,8 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ssl_context)
 
 
+failures: list[str] = []
+"""Why this worker can no longer do its job (a pipeline stage died); /health reports them."""
 ready_checks: list[Callable[[], bool]] = []
 """What else must hold for the worker to be ready (the pipeline's stages register theirs)."""
 
@@ -116,6 +119,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/health")
     async def _health(web: View, request: Request) -> Response:
+        if failures:
+            return web.json({"status": "failed", "reasons": failures}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/ready")
