@@ -23,6 +23,7 @@ from schemas.event import Event
 from schemas.json import dumps
 from streams import metrics
 from streams.domain.merge import slot_key, slot_of_task
+from streams.domain.places import Place
 from streams.domain.signatures import DeviceKeys, signature_from_headers
 from streams.engine import Batch, Sink, placed_topic_name
 from streams.hop import KIND_HEADER, PLACE_HEADER, Kind, Origin
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 _EVENT_KIND = (KIND_HEADER, Kind.EVENT.value.encode())
 _FEEDBACK_KIND = (KIND_HEADER, Kind.FEEDBACK.value.encode())
+_PLACE_CACHE = 100_000
+"""Encoded place headers kept: places repeat (roads, grid cells); a bound keeps memory flat."""
 
 
 def _origin(record: ConsumerRecord[bytes, bytes]) -> Origin:
@@ -62,6 +65,7 @@ class Ingest:
         self.feedback_topic = topic_name(settings, "city.feedback")
         self.max_bytes = settings.max_message_bytes
         self.tally = Tally()
+        self._place_headers: dict[Place, tuple[str, bytes]] = {}
 
     async def __call__(self, batch: Batch) -> None:
         now = datetime.now(UTC)
@@ -103,11 +107,16 @@ class Ingest:
             return False
         self.tally.add(metrics.EVENTS_CONSUMED, result.domain.value, result.source.value)
         place = self.registry.index.place_of(result.location)
+        header = self._place_headers.get(place)
+        if header is None:
+            if len(self._place_headers) >= _PLACE_CACHE:
+                self._place_headers.clear()
+            header = self._place_headers[place] = (PLACE_HEADER, dumps(place._asdict()))
         await self.sink.send(
             self.placed,
             raw,
             key=slot_key(place.key, result.category).encode(),
-            headers=(_EVENT_KIND, (PLACE_HEADER, dumps(place._asdict()))),
+            headers=(_EVENT_KIND, header),
         )
         return True
 

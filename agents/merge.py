@@ -37,6 +37,9 @@ __all__ = ["Merge"]
 
 logger = logging.getLogger(__name__)
 
+_PLACE_CACHE = 100_000
+"""Decoded place headers kept (places repeat); a bound keeps memory flat."""
+
 
 class Merge:
     """The merge stage's batch handler."""
@@ -55,6 +58,7 @@ class Merge:
         self.max_bytes = settings.max_message_bytes
         self.tally = Tally()
         self.lags: list[float] = []
+        self._places: dict[bytes, Place] = {}
         self._states: dict[str, tuple[Task, int]] = {}
         """Task id to its latest state and seq in this batch: written once, at the batch's end."""
 
@@ -187,7 +191,7 @@ class Merge:
             # Ingest validated it already; only a codec change between the two could do this.
             logger.error("placed event no longer decodes: %s", event.detail)
             return
-        place = Place(**loads(headers[PLACE_HEADER]))
+        place = self._place(bytes(headers[PLACE_HEADER]))
         key = record.key
         state = self.store.get(partition, key)
         outcome = decide(state, event, place, self.config)
@@ -202,6 +206,14 @@ class Merge:
             await self._store_and_publish(partition, key, outcome)
         lag = (now - event.occurred_at).total_seconds()
         self._count(outcome, event.domain.value, lag, event.source.value)
+
+    def _place(self, header: bytes) -> Place:
+        place = self._places.get(header)
+        if place is None:
+            if len(self._places) >= _PLACE_CACHE:
+                self._places.clear()
+            place = self._places[header] = Place(**loads(header))
+        return place
 
     async def _on_feedback(
         self, partition: int, record: ConsumerRecord[bytes, bytes], headers: dict[str, Any]
