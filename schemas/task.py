@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from sys import intern
 from typing import Any
 
 from schemas.enums import Domain, Priority, Source, Status, TaskEventType
@@ -14,6 +15,11 @@ __all__ = ["Task", "TaskEvent"]
 
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _interned(value: Any) -> str | None:
+    # A few hundred places, communities and people recur across every task a worker holds.
+    return None if value is None else intern(str(value))
 
 
 def _dt(value: Any) -> datetime | None:
@@ -94,12 +100,12 @@ class Task:
             task_id=str(obj["task_id"]),
             status=Status(obj["status"]),
             domain=Domain(obj["domain"]),
-            category=str(obj["category"]),
+            category=intern(str(obj["category"])),
             priority=Priority(obj["priority"]),
-            place=str(obj["place"]),
-            road_id=obj.get("road_id"),
-            community=obj.get("community"),
-            assignee=obj.get("assignee"),
+            place=intern(str(obj["place"])),
+            road_id=_interned(obj.get("road_id")),
+            community=_interned(obj.get("community")),
+            assignee=_interned(obj.get("assignee")),
             created_at=created_at,
             updated_at=updated_at,
             due_at=due_at,
