@@ -50,10 +50,14 @@ DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024
 exceed this only with 20 evidence items carrying near-maximal URIs, which no terminal sends."""
 
 RFC3339_PATTERN: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"^[2-9][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
     r"(\.[0-9]{1,9})?([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
+"""RFC 3339 with an offset, in the years 2000 to 9999: no device citygrid serves reports from
+before 2000, and such dates (a clock reset to 1970, a default of 0001-01-01) would also bring
+datetime's range edges into the rules' arithmetic."""
 _RFC3339 = re.compile(RFC3339_PATTERN)
+_RFC3339_ANY_YEAR = re.compile("^[0-9]" + RFC3339_PATTERN[len("^[2-9]") :])
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CATEGORY = re.compile(r"^[0-9]{4}$")
 
@@ -137,6 +141,8 @@ def _timestamp(value: Any, name: str) -> datetime:
     if type(value) is not str:
         _fail(f"{name}: must be an RFC 3339 timestamp string, got {_json_type(value)}")
     if _RFC3339.fullmatch(value) is None:
+        if _RFC3339_ANY_YEAR.fullmatch(value) is not None:
+            _fail(f"{name}: {_preview(value)} is before the year 2000: the device clock is wrong")
         _fail(
             f"{name}: must be RFC 3339 with an offset (2026-11-29T09:30:00+08:00), "
             f"got {_preview(value)}"

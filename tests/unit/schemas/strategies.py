@@ -103,6 +103,12 @@ _real_datetimes = st.datetimes(
     max_value=datetime(9998, 12, 30),  # noqa: DTZ001
     timezones=_offsets(),
 )
+_valid_datetimes = st.datetimes(
+    # The codec takes the years 2000 to 9999 as written (with their own offset).
+    min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - naive bounds; the offset is drawn below
+    max_value=datetime(9998, 12, 30),  # noqa: DTZ001
+    timezones=_offsets(),
+)
 
 
 def _number(low: int, high: int, *odd: int) -> st.SearchStrategy[int]:
@@ -276,7 +282,7 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
         "device_id": draw(_valid_text),
         "officer_id": draw(_valid_text if source == Source.TERMINAL else _maybe(_valid_text)),
         "category": category.code,
-        "occurred_at": draw(_real_datetimes.map(datetime.isoformat)),
+        "occurred_at": draw(_valid_datetimes.map(datetime.isoformat)),
         "location": draw(_valid_locations()),
         "severity": draw(_maybe(st.sampled_from([s.value for s in Severity]))),
         "reading": draw(_valid_reading if source == Source.SENSOR else _maybe(_valid_reading)),
@@ -377,7 +383,7 @@ def valid_feedback(draw: st.DrawFn) -> dict[str, Any]:
         "task_id": draw(_valid_text),
         "action": action,
         "actor_id": draw(_valid_text),
-        "at": draw(_real_datetimes.map(datetime.isoformat)),
+        "at": draw(_valid_datetimes.map(datetime.isoformat)),
         "note": draw(_maybe(_valid_text)),
         "evidence": draw(_maybe(_valid_evidence)),
         "assignee": draw(_valid_text if action == Action.DISPATCH else _maybe(_valid_text)),

@@ -292,6 +292,16 @@ _EST = timezone(timedelta(hours=-5))
 
 
 @pytest.mark.parametrize(
+    "text", ["1999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00"]
+)
+def test_occurred_at_before_2000_is_refused_as_a_wrong_device_clock(text: str) -> None:
+    result = _decode(event_bytes("camera", occurred_at=text))
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.SCHEMA
+    assert "before the year 2000" in result.detail
+
+
+@pytest.mark.parametrize(
     ("occurred_at", "accepted"),
     [
         pytest.param(NOW + _SKEW, True, id="now+5min_utc"),
@@ -307,7 +317,7 @@ _EST = timezone(timedelta(hours=-5))
         pytest.param(NOW + _SKEW + timedelta(microseconds=1), False, id="now+5min+1us"),
         pytest.param(NOW, True, id="now"),
         pytest.param(NOW - timedelta(days=3), True, id="three_days_ago"),
-        pytest.param(datetime(1999, 1, 1, tzinfo=UTC), True, id="last_century"),
+        pytest.param(datetime(2000, 1, 1, tzinfo=UTC), True, id="year_2000"),
     ],
 )
 def test_occurred_at_may_be_at_most_five_minutes_ahead(
