@@ -433,6 +433,10 @@ def publish_message(
     )
 
 
+EXIT_STAGE_FAILED = 70
+"""Exit status of a worker stopped by a failed pipeline stage (EX_SOFTWARE)."""
+
+
 def main() -> None:
     """Entry point of the ``citygrid`` console script."""
     try:
@@ -447,4 +451,12 @@ def main() -> None:
 
     for command in (topics, broker, registry, simulate, demo, console, publish_message):
         cli.add_command(command)
-    app.main()
+    from streams.app import failures  # noqa: PLC0415
+
+    try:
+        app.main()
+    finally:
+        # A worker that stopped because a pipeline stage died exits non-zero, so supervisors
+        # that restart only on failure restart it too (Faust's stop itself exits 0).
+        if failures:
+            sys.exit(EXIT_STAGE_FAILED)

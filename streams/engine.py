@@ -45,7 +45,7 @@ from streams import metrics
 from streams.domain.merge import SlotState
 from streams.exceptions import TopicError
 from streams.settings import Settings
-from streams.topics import kafka_client_options
+from streams.topics import ENVELOPE_BYTES, MAX_INPUT_BYTES, kafka_client_options
 
 __all__ = [
     "Batch",
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_FETCH_WAIT_MS = 20
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 Headers = Sequence[tuple[str, bytes]]
@@ -82,7 +84,10 @@ async def ensure_internal_topics(settings: Settings) -> None:
         TopicError: the cluster refused, could not be reached, or the counts differ.
     """
     wanted = {
-        placed_topic_name(settings): {},
+        # The hop carries any input message with a place or origin header.
+        placed_topic_name(settings): {
+            "max.message.bytes": str(MAX_INPUT_BYTES + ENVELOPE_BYTES),
+        },
         changelog_topic_name(settings): {"cleanup.policy": "compact"},
     }
     admin = AIOKafkaAdminClient(**kafka_client_options(settings), client_id="citygrid-engine")
@@ -142,7 +147,10 @@ class Outbox:
             # they form full produce requests anyway, and the flush does not wait out a timer.
             linger_ms=0,
             max_batch_size=512 * 1024,
-            max_request_size=max(1024 * 1024, 2 * self.settings.max_message_bytes),
+            # A dead letter or hop record of the largest input, with its headers, must fit.
+            max_request_size=max(
+                2 * (MAX_INPUT_BYTES + ENVELOPE_BYTES), 2 * self.settings.max_message_bytes
+            ),
         )
         await self._producer.start()
 
@@ -207,19 +215,21 @@ class Sink:
             cached = self._keyed[(topic, key)] = int(self._partitioner(key, partitions, []))
         return cached
 
+    async def submit(self) -> asyncio.Future[Any]:
+        """Hand everything queued to the producer now; the returned future completes when the
+        broker has acknowledged all of it (or fails with the first KafkaError)."""
+        queued = [*self._queued, *((b, t, p) for (t, p), b in self._open.items())]
+        self._queued, self._open = [], {}
+        producer = self.outbox.producer
+        return asyncio.gather(*[await producer.send_batch(b, t, partition=p) for b, t, p in queued])
+
     async def flush(self) -> None:
         """Send everything queued and wait until the broker acknowledged all of it.
 
         Raises:
             KafkaError: a record could not be delivered (after the producer's own retries).
         """
-        queued = [*self._queued, *((b, t, p) for (t, p), b in self._open.items())]
-        self._queued, self._open = [], {}
-        if not queued:
-            return
-        producer = self.outbox.producer
-        pending = [await producer.send_batch(b, t, partition=p) for b, t, p in queued]
-        await asyncio.gather(*pending)
+        await (await self.submit())
 
 
 Handler = Callable[[Batch], Awaitable[None]]
@@ -268,6 +278,7 @@ class Stage:
         self._owned: set[TopicPartition] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Task[None] | None = None
         self._stopping = False
         self.batches = 0
         self.records = 0
@@ -292,6 +303,9 @@ class Stage:
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=min(3000, session_ms // 4),
+            # The broker answers a fetch as soon as there is data (min bytes 1), but some brokers
+            # (tansu) hold it for the whole wait: keep the wait short, it bounds a stage's latency.
+            fetch_max_wait_ms=_FETCH_WAIT_MS,
             max_partition_fetch_bytes=max(1024 * 1024, 2 * self.settings.max_message_bytes),
             fetch_max_bytes=max(16 * 1024 * 1024, 2 * self.settings.max_message_bytes),
         )
@@ -326,6 +340,7 @@ class Stage:
         while not self._stopping:
             batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_size)
             if not batch:
+                await self._settle()
                 continue
             async with self._lock:
                 # A rebalance may have revoked partitions between the fetch and now: their
@@ -333,26 +348,52 @@ class Stage:
                 owned = {tp: records for tp, records in batch.items() if tp in self._owned}
                 if owned:
                     await self._handle(consumer, owned)
+        await self._settle()
 
     async def _handle(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
         started = time.perf_counter()
         await self.handler(batch)
-        await self.sink.flush()
+        acks = await self.sink.submit()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        count = sum(len(records) for records in batch.values())
+        # Batches overlap: this one was decided while the previous one's outputs were in flight.
+        # The previous one commits first, so commits stay in order, and a batch commits only
+        # once its own outputs are acknowledged.
+        await self._settle()
+        self._inflight = asyncio.create_task(
+            self._complete(consumer, acks, offsets, started, count)
+        )
+
+    async def _complete(
+        self,
+        consumer: AIOKafkaConsumer,
+        acks: asyncio.Future[Any],
+        offsets: dict[TopicPartition, int],
+        started: float,
+        count: int,
+    ) -> None:
+        await acks
         try:
             await consumer.commit(offsets)
         except CommitFailedError as exc:
             # The group moved on; the new owner replays the batch and finds it already done.
             logger.warning("%s: commit refused after a rebalance: %s", self.name, exc)
-        count = sum(len(records) for records in batch.values())
         self.batches += 1
         self.records += count
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.labels(self.name).observe(count)
 
+    async def _settle(self) -> None:
+        """Wait until the batch in flight is acknowledged and committed; raise its failure."""
+        if self._inflight is not None:
+            await self._inflight
+            self._inflight = None
+
     async def _revoked(self, revoked: list[TopicPartition]) -> None:
         # Waits for the batch in progress: it commits before the partitions change hands.
         async with self._lock:
+            with contextlib.suppress(KafkaError):
+                await self._settle()
             gone = [tp for tp in revoked if tp in self._owned]
             self._owned.difference_update(revoked)
             if gone and self._on_revoked is not None:

@@ -31,7 +31,9 @@ from streams.settings import Settings
 
 __all__ = [
     "CATALOGUE",
+    "ENVELOPE_BYTES",
     "EVENT_TOPICS",
+    "MAX_INPUT_BYTES",
     "Role",
     "TopicReport",
     "TopicSpec",
@@ -43,6 +45,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+MAX_INPUT_BYTES = 1024 * 1024
+"""Largest record batch a contract topic takes (Kafka's ``max.message.bytes``; 1 MiB, about the
+broker default), set explicitly so the topics that carry an input message onwards can be given
+more."""
+ENVELOPE_BYTES = 64 * 1024
+"""Room for what citygrid adds to a message it carries onwards: the dead-letter headers (the
+detail is cut to 1,000 characters), the hop's place and origin headers, the batch framing."""
 
 
 class Role(StrEnum):
@@ -63,11 +74,15 @@ class TopicSpec:
     role: Role
     compacted: bool = False
     retention_ms: int | None = None
+    max_message_bytes: int = MAX_INPUT_BYTES
 
     @property
     def config(self) -> dict[str, str]:
         """Topic configuration as Kafka's CreateTopics takes it."""
-        config = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        config = {
+            "cleanup.policy": "compact" if self.compacted else "delete",
+            "max.message.bytes": str(self.max_message_bytes),
+        }
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
         return config
@@ -102,7 +117,13 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "city.tasks.events", "task id", "TaskEvent (JSON)", Role.OUTPUT, retention_ms=_MONTH_MS
     ),
     TopicSpec(
-        "city.events.dlq", "original key", "original bytes", Role.DLQ, retention_ms=_MONTH_MS
+        "city.events.dlq",
+        "original key",
+        "original bytes",
+        Role.DLQ,
+        retention_ms=_MONTH_MS,
+        # The largest input any input topic takes must fit here, with its error headers.
+        max_message_bytes=MAX_INPUT_BYTES + ENVELOPE_BYTES,
     ),
     TopicSpec("city.kpi.roads", "road id", "RoadKpi (JSON), latest", Role.OUTPUT, compacted=True),
 )
