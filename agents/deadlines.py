@@ -1,6 +1,8 @@
 """The deadline clock: every ``CITYGRID_OVERDUE_CHECK`` each worker looks through its own slots,
-sends a tick to every slot whose open task is past due (the merge agent flags it, in order with
-the slot's other messages), and refreshes the open, overdue and waiting-for-dispatch gauges."""
+sends a tick to every slot whose open task is past due (the merge stage flags it, in order with
+the slot's other messages), drops the slots nothing can depend on any more
+(:func:`streams.domain.merge.forgettable`), and refreshes the open, overdue and
+waiting-for-dispatch gauges."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from datetime import UTC, datetime
 
 from schemas.enums import Domain, Priority, Status
 from streams import metrics
-from streams.app import app, outbox, settings, slots
+from streams.app import app, merge_config, outbox, settings, slots
+from streams.domain.merge import forgettable
 from streams.engine import placed_topic_name
 from streams.hop import KIND_HEADER, Kind
 
@@ -29,12 +32,18 @@ async def deadlines() -> None:
     open_tasks: Counter[tuple[str, str]] = Counter()
     overdue: Counter[str] = Counter()
     waiting: Counter[tuple[str, str]] = Counter()
-    ticks = 0
+    ticks = forgotten = 0
     placed = placed_topic_name(settings)
     sink = outbox.sink()
     for partition, key, state in slots.items():
         task = state.task
         if task is None or not task.status.is_open:
+            # Slots whose memories no longer matter go, so memory follows the horizons, not
+            # the history.
+            if forgettable(state, now, merge_config) and await slots.forget(
+                partition, key, state, sink
+            ):
+                forgotten += 1
             continue
         domain = task.domain.value
         open_tasks[(domain, task.community or "none")] += 1
@@ -63,3 +72,5 @@ async def deadlines() -> None:
             metrics.TASKS_WAITING_DISPATCH.labels(domain.value, priority.value).set(count)
     if ticks:
         logger.info("%d task(s) past their deadline", ticks)
+    if forgotten:
+        logger.info("forgot %d slot(s) past their horizons", forgotten)

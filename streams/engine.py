@@ -447,6 +447,16 @@ class SlotStore:
         self._slots[partition][key] = state
         self._dirty[partition].add(key)
 
+    async def forget(self, partition: int, key: bytes, state: SlotState, sink: Sink) -> bool:
+        """Drop a slot whose ``state`` is still current, with a tombstone on the changelog (sent
+        through ``sink``); False when the slot changed since, or is no longer held here."""
+        slots = self._slots.get(partition)
+        if slots is None or slots.get(key) is not state or key in self._dirty[partition]:
+            return False
+        del slots[key]
+        await sink.send(self.changelog, None, key=key, partition=partition)
+        return True
+
     def items(self) -> Iterator[tuple[int, bytes, SlotState]]:
         for partition, slots in list(self._slots.items()):
             for key, state in list(slots.items()):

@@ -45,6 +45,7 @@ __all__ = [
     "Result",
     "SlotState",
     "decide",
+    "forgettable",
     "slot_key",
     "slot_of_task",
     "task_event",
@@ -329,6 +330,26 @@ def _merge(
 def _with_track(state: SlotState, track: SensorTrack) -> tuple[SensorTrack, ...]:
     others = tuple(t for t in state.sensors if t.device_id != track.device_id)
     return tuple(sorted((*others, track), key=lambda t: t.device_id))
+
+
+def forgettable(state: SlotState, now: datetime, config: MergeConfig) -> bool:
+    """Whether nothing the slot remembers can matter any more at ``now``: no open task, its last
+    task closed (or cancelled) longer ago than the rebound horizon, and no report key or sensor
+    reading newer than the dedup horizon. Such a slot can be dropped: the next report there
+    starts afresh, as it would have, except a report about something before the close that
+    arrives more than the rebound horizon after it (it opens a task instead of joining the closed
+    one; input topics keep a week, so no replay brings one)."""
+    task = state.task
+    if task is not None:
+        if task.status.is_open:
+            return False
+        ended = task.closed_at or task.updated_at
+        if now - ended <= config.rebound_horizon:
+            return False
+    floor = now - config.dedup_horizon
+    if any(at > floor for at in state.keys.values()):
+        return False
+    return all(track.last_at <= floor for track in state.sensors)
 
 
 def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) -> Outcome:

@@ -28,6 +28,7 @@ from streams.domain.merge import (
     Result,
     SlotState,
     decide,
+    forgettable,
     slot_key,
     slot_of_task,
     task_id_for,
@@ -575,6 +576,69 @@ def test_slot_state_survives_a_trip_through_json() -> None:
     wire: Any = loads(dumps(state.to_wire()))
     assert SlotState.from_wire(wire) == state
     assert SlotState.from_wire(loads(dumps(SlotState().to_wire()))) == SlotState()
+
+
+# --- forgetting ------------------------------------------------------------------------------
+
+
+def _closed_slot(closed_at: datetime) -> SlotState:
+    state, _ = fold([report("e1")])
+    return replace(state, task=replace(_task(state), status=Status.CLOSED, closed_at=closed_at))
+
+
+_WEEK = CONFIG.rebound_horizon
+_DEDUP = CONFIG.dedup_horizon
+
+
+@pytest.mark.parametrize(
+    ("state", "now", "expected"),
+    [
+        pytest.param(SlotState(), T0, True, id="empty"),
+        pytest.param(fold([report("e1")])[0], T0 + 30 * _WEEK, False, id="open_task_never"),
+        pytest.param(_closed_slot(T0), T0 + _WEEK, False, id="closed_within_rebound_horizon"),
+        pytest.param(
+            _closed_slot(T0), T0 + _WEEK + _minutes(1), True, id="closed_past_rebound_horizon"
+        ),
+        pytest.param(
+            replace(
+                _closed_slot(T0),
+                keys={"dev\x1fe9": T0 + _WEEK},  # a key the task never took, still fresh
+            ),
+            T0 + _WEEK + _minutes(1),
+            False,
+            id="fresh_dedup_key",
+        ),
+        pytest.param(
+            fold([pm25("r1", 180.0)], place=CELL)[0],
+            T0 + _DEDUP - _minutes(1),
+            False,
+            id="sensor_run_within_dedup_horizon",
+        ),
+        pytest.param(
+            fold([pm25("r1", 180.0)], place=CELL)[0],
+            T0 + _DEDUP + _minutes(1),
+            True,
+            id="sensor_run_past_dedup_horizon",
+        ),
+    ],
+)
+def test_a_slot_is_forgettable_only_when_nothing_it_remembers_can_matter(
+    state: SlotState, now: datetime, expected: bool
+) -> None:
+    assert forgettable(state, now, CONFIG) is expected
+
+
+def test_a_forgotten_slot_decides_the_next_report_as_the_remembered_one_would() -> None:
+    closed = _closed_slot(T0 + _minutes(30))
+    later = report("e2", at=T0 + _WEEK + _minutes(31))
+    now = later.occurred_at
+    assert forgettable(closed, now, CONFIG)
+    remembered, forgotten = (
+        decide(closed, later, YULONG, CONFIG),
+        decide(SlotState(), later, YULONG, CONFIG),
+    )
+    assert remembered.result is forgotten.result is Result.CREATED
+    assert remembered.state.task == forgotten.state.task
 
 
 # --- properties -----------------------------------------------------------------------------
