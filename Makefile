@@ -44,6 +44,15 @@ test-integration: $(STAMP) ## Run the broker tests only
 test-apache: $(STAMP) ## Run the broker tests against Apache Kafka 4 (KRaft, jars from Maven Central)
 	CITYGRID_TEST_BROKER=apache $(BIN)/python -m pytest tests/integration tests/e2e
 
+.PHONY: test-fuzz
+test-fuzz: $(STAMP) ## Hostile input: codec fuzz (FUZZ_EXAMPLES) and one worker on a broker (CITYGRID_FUZZ_MESSAGES)
+	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),10000) CITYGRID_FUZZ_MESSAGES=$(or $(CITYGRID_FUZZ_MESSAGES),10000) \
+		$(BIN)/python -m pytest tests/unit/schemas/test_codec_fuzz.py tests/integration/test_hostile.py
+
+.PHONY: test-reliability
+test-reliability: $(STAMP) ## Crash safety: SIGKILLs, a broker restart, a replay on Apache Kafka (KIND=tansu; CITYGRID_RELIABILITY_EVENTS=50000)
+	CITYGRID_TEST_BROKER=$(or $(KIND),apache) $(BIN)/python -m pytest tests/reliability
+
 .PHONY: lint
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -89,8 +98,12 @@ bench-places: $(STAMP) ## Nearest-road lookups at 5,000 roads: spatial index vs 
 	$(BIN)/python bench/places.py
 
 .PHONY: bench
-bench: $(STAMP) ## End-to-end events/s of one worker on its own broker vs plain aiokafka (KIND=tansu|apache)
+bench: $(STAMP) ## Pipeline on its own broker (KIND=tansu|apache): events/s vs aiokafka, latency, RSS (see README)
 	$(BIN)/python bench/pipeline.py --broker $(or $(KIND),tansu)
+
+.PHONY: bench-quick
+bench-quick: $(STAMP) ## `make bench` in a few minutes, for CI: 20,000 events, 5 s of latency, 20,000 closed tasks
+	$(BIN)/python bench/pipeline.py --broker $(or $(KIND),tansu) --quick
 
 .PHONY: broker
 broker: $(STAMP) ## Start a local broker in the foreground (KIND=tansu|apache)

@@ -51,6 +51,8 @@ class WorkerProcess:
 
     def start(self, timeout: float = 90.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # A restart appends to the same log: only what this process writes tells it is ready.
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker", "-l", "info"],
@@ -63,8 +65,10 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log_tail()}")
-            if "Worker]: Ready" in self.log_path.read_text(errors="replace"):
-                return
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                if b"Worker]: Ready" in log.read():
+                    return
             time.sleep(0.25)
         raise RuntimeError(f"worker not ready within {timeout} s:\n{self.log_tail()}")
 
@@ -78,6 +82,13 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait()
             raise
+
+    def kill(self) -> int:
+        """SIGKILL the worker, as a crash or the OOM killer would; returns its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.kill()
+        return self.process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

@@ -101,10 +101,18 @@ async def test_broker_comes_back_on_the_same_address_after_a_crash(
             assert await consume(second.bootstrap, topic, 1) == RECORDS[:1]
         else:  # tansu keeps everything in memory
             assert topic not in await topic_names(second.bootstrap)
+
+        # A maintenance restart (SIGTERM) comes back the same way, and keeps the work directory.
+        await produce(second.bootstrap, topic, RECORDS[1:2])
+        third = local.restart()
+        assert (third.bootstrap, third.workdir) == (second.bootstrap, second.workdir)
+        assert not pid_exists(second.pid)
+        if kind == "apache":
+            assert await consume(third.bootstrap, topic, 2) == RECORDS[:2]
     finally:
         local.stop()
     local.stop()  # idempotent
-    assert not pid_exists(second.pid)
+    assert not pid_exists(third.pid)
     assert (tmp_path / ("kafka.log" if kind == "apache" else "tansu.log")).exists()
 
 
