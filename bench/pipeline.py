@@ -93,6 +93,7 @@ from schemas.codec import Rejection, decode_event
 from schemas.enums import Action, Domain, Source
 from schemas.json import dumps, loads
 from streams.brokers import BrokerKind, LocalBroker, free_port, kafka_version
+from streams.demo import scrape
 from streams.domain.merge import slot_key, task_id_for
 from streams.domain.places import grid_cell
 from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
@@ -155,8 +156,6 @@ _SEND_CHUNK = 10_000
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _MIB = 1024 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_SAMPLE = re.compile(r"^(citygrid_\w+_total)(?:\{([^}]*)\})? ([0-9.e+]+)$", re.MULTILINE)
-_BROKEN_DOWN = re.compile(r'(?:reason|type|outcome)="([^"]+)"')
 
 # Where the latency and closing workloads put their reports: a grid of points starting more than
 # 100 km from every road of the demo district, two cells apart in both directions, so that point
@@ -829,21 +828,6 @@ def _progress_done() -> None:
         sys.stderr.write("\n")
 
 
-def _scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
-    """Sum the ``citygrid_*_total`` counters at ``url`` by metric, and by metric and reason,
-    TaskEvent type or outcome (``citygrid_task_transitions_total:verify_passed``)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
-        text = response.read().decode()
-    totals: dict[str, float] = {}
-    for name, labels, value in _SAMPLE.findall(text):
-        totals[name] = totals.get(name, 0.0) + float(value)
-        label = _BROKEN_DOWN.search(labels)
-        if label and float(value):
-            key = f"{name}:{label.group(1)}"
-            totals[key] = totals.get(key, 0.0) + float(value)
-    return totals
-
-
 def _is_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback URL
@@ -986,7 +970,7 @@ async def _consume_decode(settings: Settings, expected: int, outcomes: Counter[s
 async def _read_all(workers: Sequence[Worker]) -> list[dict[str, float]] | None:
     """Every worker's counters, or None when one of them does not answer yet."""
     try:
-        return list(await asyncio.gather(*(asyncio.to_thread(_scrape, w.url) for w in workers)))
+        return list(await asyncio.gather(*(asyncio.to_thread(scrape, w.url) for w in workers)))
     except OSError:
         return None
 
@@ -1316,7 +1300,7 @@ async def _applied(
         worker.check()
         _check_memory()
         with contextlib.suppress(OSError):
-            totals = await asyncio.to_thread(_scrape, worker.url)
+            totals = await asyncio.to_thread(scrape, worker.url)
             if totals != closing.totals:
                 closing.totals, moved = totals, time.perf_counter()
         now = time.perf_counter()

@@ -42,7 +42,7 @@ __all__ = ["DemoConfig", "run_demo", "scrape", "summary"]
 
 logger = logging.getLogger(__name__)
 
-_SAMPLE = re.compile(r"^(citygrid_\w+_total)\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
+_SAMPLE = re.compile(r"^(citygrid_\w+_total)(?:\{([^}]*)\})? ([0-9.e+]+)$", re.MULTILINE)
 _BROKEN_DOWN = re.compile(r'(?:reason|type|outcome)="([^"]+)"')
 
 
