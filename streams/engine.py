@@ -280,13 +280,6 @@ class Stage:
         self._task: asyncio.Task[None] | None = None
         self._inflight: asyncio.Task[None] | None = None
         self._stopping = False
-        self.batches = 0
-        self.records = 0
-
-    @property
-    def assignment(self) -> frozenset[TopicPartition]:
-        """The partitions this stage owns and has prepared (restored)."""
-        return frozenset(self._owned)
 
     @property
     def ready(self) -> bool:
@@ -378,8 +371,6 @@ class Stage:
         except CommitFailedError as exc:
             # The group moved on; the new owner replays the batch and finds it already done.
             logger.warning("%s: commit refused after a rebalance: %s", self.name, exc)
-        self.batches += 1
-        self.records += count
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.labels(self.name).observe(count)
 
@@ -423,13 +414,6 @@ class SlotStore:
         self.changelog = changelog_topic_name(settings)
         self._slots: dict[int, dict[bytes, SlotState]] = {}
         self._dirty: dict[int, set[bytes]] = {}
-
-    def __len__(self) -> int:
-        return sum(len(slots) for slots in self._slots.values())
-
-    @property
-    def partitions(self) -> frozenset[int]:
-        return frozenset(self._slots)
 
     def get(self, partition: int, key: bytes) -> SlotState:
         """A slot's state (an empty one for a slot never seen)."""
