@@ -280,6 +280,8 @@ class Stage:
         self._task: asyncio.Task[None] | None = None
         self._inflight: asyncio.Task[None] | None = None
         self._stopping = False
+        self._generation = 0
+        """Bumped by every rebalance: a batch fetched under an older generation is stale."""
 
     @property
     def ready(self) -> bool:
@@ -331,16 +333,18 @@ class Stage:
         if consumer is None:
             raise RuntimeError(f"{self.name} is not started")
         while not self._stopping:
+            generation = self._generation
             batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_size)
             if not batch:
                 await self._settle()
                 continue
             async with self._lock:
-                # A rebalance may have revoked partitions between the fetch and now: their
-                # records are the new owner's, from the last committed offset.
-                owned = {tp: records for tp, records in batch.items() if tp in self._owned}
-                if owned:
-                    await self._handle(consumer, owned)
+                # A rebalance between the fetch and now makes the batch stale, even for
+                # partitions that came back to this worker: their positions were reset to the
+                # committed offsets, so the consumer fetches these records again, and handling
+                # them now too would apply them twice.
+                if generation == self._generation:
+                    await self._handle(consumer, batch)
         await self._settle()
 
     async def _handle(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
@@ -385,6 +389,7 @@ class Stage:
         async with self._lock:
             with contextlib.suppress(KafkaError):
                 await self._settle()
+            self._generation += 1
             gone = [tp for tp in revoked if tp in self._owned]
             self._owned.difference_update(revoked)
             if gone and self._on_revoked is not None:
@@ -393,6 +398,7 @@ class Stage:
 
     async def _assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._lock:
+            self._generation += 1
             new = [tp for tp in assigned if tp not in self._owned]
             if new and self._on_assigned is not None:
                 await self._on_assigned(new)
