@@ -61,7 +61,12 @@ async def deadlines() -> None:
                 headers=[(KIND_HEADER, Kind.TICK.value.encode())],
             )
             ticks += 1
+    # Closed tasks' slots wait on disk with the instant they become forgettable.
+    forgotten += await slots.expire(now, sink)
     await sink.flush()
+    in_memory, on_disk = slots.counts()
+    metrics.SLOTS.labels("memory").set(in_memory)
+    metrics.SLOTS.labels("disk").set(on_disk)
     metrics.TASKS_OPEN.clear()
     for (domain, community), count in open_tasks.items():
         metrics.TASKS_OPEN.labels(domain, community).set(count)

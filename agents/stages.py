@@ -106,6 +106,7 @@ class Pipeline(mode.Service):
         await ingest.stop()
         await merge.stop()
         await outbox.stop()
+        slots.close()
 
 
 pipeline = app.service(Pipeline)

@@ -160,7 +160,7 @@ taskbook = TaskBook(settings)
 
 outbox = Outbox(settings)
 """The worker's producer, shared by the pipeline's stages and the deadline clock."""
-slots = SlotStore(settings, outbox.sink())
+slots = SlotStore(settings, outbox.sink(), merge_config)
 """The merge state of the slots on this worker's partitions (the merge stage's store)."""
 
 

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -42,7 +43,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.json import dumps, loads
 from streams import metrics
-from streams.domain.merge import SlotState
+from streams.coldslots import ColdSlots
+from streams.domain.merge import MergeConfig, SlotState, forgettable_after
 from streams.exceptions import TopicError
 from streams.settings import Settings
 from streams.topics import ENVELOPE_BYTES, MAX_INPUT_BYTES, kafka_client_options
@@ -412,18 +414,38 @@ class Stage:
 
 
 class SlotStore:
-    """The merge state of the slots on this worker's partitions, backed by a changelog topic."""
+    """The merge state of the slots on this worker's partitions, backed by a changelog topic.
 
-    def __init__(self, settings: Settings, sink: Sink) -> None:
+    Slots with an open task, or with no task yet (sensor runs, remembered keys), are kept decoded
+    in memory: they are the ones reports and deadlines touch. A slot whose task is closed or
+    cancelled moves, when its batch is written, to :class:`~streams.coldslots.ColdSlots` on local
+    disk, encoded as on the changelog, and is decoded again only when a report, feedback or the
+    API asks for it. Memory then follows the open tasks, not the tasks of the last week.
+    """
+
+    def __init__(self, settings: Settings, sink: Sink, config: MergeConfig | None = None) -> None:
         self.settings = settings
         self.sink = sink
+        self.config = config or MergeConfig()
         self.changelog = changelog_topic_name(settings)
         self._slots: dict[int, dict[bytes, SlotState]] = {}
         self._dirty: dict[int, set[bytes]] = {}
+        self._cold: ColdSlots | None = None
+        """Created with the first closed slot, in ``settings.data_dir``."""
+        self._thawed: dict[int, set[bytes]] = {}
+        """Keys read from the cold store since the last write: their cold copy goes if they stay
+        in memory."""
 
     def get(self, partition: int, key: bytes) -> SlotState:
         """A slot's state (an empty one for a slot never seen)."""
-        return self._slots[partition].get(key) or _EMPTY
+        state = self._slots[partition].get(key)
+        if state is not None:
+            return state
+        value = None if self._cold is None else self._cold.get(partition, key)
+        if value is None:
+            return _EMPTY
+        self._thawed[partition].add(key)
+        return SlotState.from_wire(loads(value))
 
     def lookup(self, key: bytes) -> SlotState | None:
         """A slot's state if this worker holds it."""
@@ -431,7 +453,8 @@ class SlotStore:
             state = slots.get(key)
             if state is not None:
                 return state
-        return None
+        value = None if self._cold is None else self._cold.find(key)
+        return None if value is None else SlotState.from_wire(loads(value))
 
     def put(self, partition: int, key: bytes, state: SlotState) -> None:
         self._slots[partition][key] = state
@@ -447,20 +470,61 @@ class SlotStore:
         await sink.send(self.changelog, None, key=key, partition=partition)
         return True
 
+    async def expire(self, now: datetime, sink: Sink) -> int:
+        """Drop the cold slots nothing can depend on any more at ``now``
+        (:func:`~streams.domain.merge.forgettable`), with tombstones sent through ``sink``."""
+        if self._cold is None:
+            return 0
+        expired = 0
+        for partition, key in self._cold.expired(now.timestamp()):
+            slots = self._slots.get(partition)
+            if slots is None or key in slots:
+                # Back in memory since (a batch in progress read it): that copy is the slot.
+                continue
+            await sink.send(self.changelog, None, key=key, partition=partition)
+            expired += 1
+        return expired
+
     def items(self) -> Iterator[tuple[int, bytes, SlotState]]:
+        """The slots held in memory: every open task's among them."""
         for partition, slots in list(self._slots.items()):
             for key, state in list(slots.items()):
                 yield partition, key, state
 
+    def counts(self) -> tuple[int, int]:
+        """Slots held in memory, and on disk."""
+        in_memory = sum(len(slots) for slots in self._slots.values())
+        return in_memory, 0 if self._cold is None else self._cold.count()
+
     async def write_changes(self) -> None:
-        """Queue every slot changed since the last call on the changelog, once each."""
+        """Queue every slot changed since the last call on the changelog, once each; move those
+        whose task is closed to the cold store."""
+        chilled: list[tuple[int, bytes, bytes, float]] = []
+        warm: list[tuple[int, bytes]] = []
         for partition, keys in self._dirty.items():
             slots = self._slots[partition]
+            thawed = self._thawed[partition]
             for key in keys:
-                await self.sink.send(
-                    self.changelog, dumps(slots[key].to_wire()), key=key, partition=partition
-                )
+                state = slots[key]
+                value = dumps(state.to_wire())
+                await self.sink.send(self.changelog, value, key=key, partition=partition)
+                expires = _cold_until(state, self.config)
+                if expires is not None:
+                    chilled.append((partition, key, value, expires))
+                    del slots[key]
+                elif key in thawed:
+                    warm.append((partition, key))
             keys.clear()
+            thawed.clear()
+        if warm and self._cold is not None:
+            self._cold.delete(warm)
+        if chilled:
+            self._cold_store().put(chilled)
+
+    def _cold_store(self) -> ColdSlots:
+        if self._cold is None:
+            self._cold = ColdSlots(self.settings.data_dir / "slots")
+        return self._cold
 
     async def restore(self, partitions: Sequence[int]) -> None:
         """Read the slots of ``partitions`` back from the changelog, to its end."""
@@ -499,28 +563,68 @@ class SlotStore:
             await consumer.stop()
         for partition, slots in restored.items():
             # Only the last record of each slot is decoded.
-            self.hold(
+            self._take(
                 partition,
-                {key: SlotState.from_wire(loads(value)) for key, value in slots.items()},
+                {key: (SlotState.from_wire(loads(value)), value) for key, value in slots.items()},
             )
+        in_memory, on_disk = self.counts()
         logger.info(
-            "restored %d slot(s) of %d partition(s) from %d changelog record(s) in %.2fs",
+            "restored %d slot(s) of %d partition(s) from %d changelog record(s) in %.2fs "
+            "(%d in memory, %d on disk in all)",
             sum(len(s) for s in restored.values()),
             len(partitions),
             records,
             time.perf_counter() - started,
+            in_memory,
+            on_disk,
         )
 
     def hold(self, partition: int, slots: Mapping[bytes, SlotState] | None = None) -> None:
         """Take charge of ``partition`` with these slots (restored ones, or none)."""
-        self._slots[partition] = dict(slots or {})
+        self._take(
+            partition,
+            {key: (state, dumps(state.to_wire())) for key, state in (slots or {}).items()},
+        )
+
+    def _take(self, partition: int, slots: Mapping[bytes, tuple[SlotState, bytes]]) -> None:
+        held = self._slots[partition] = {}
         self._dirty[partition] = set()
+        self._thawed[partition] = set()
+        chilled: list[tuple[int, bytes, bytes, float]] = []
+        for key, (state, value) in slots.items():
+            expires = _cold_until(state, self.config)
+            if expires is None:
+                held[key] = state
+            else:
+                chilled.append((partition, key, value, expires))
+        if self._cold is not None:
+            self._cold.drop([partition])
+        if chilled:
+            self._cold_store().put(chilled)
 
     def drop(self, partitions: Sequence[int]) -> None:
         """Forget partitions this worker no longer owns (their changes are written already)."""
         for partition in partitions:
             self._slots.pop(partition, None)
             self._dirty.pop(partition, None)
+            self._thawed.pop(partition, None)
+        if self._cold is not None:
+            self._cold.drop(partitions)
+
+    def close(self) -> None:
+        """Release the cold store (its file goes with it)."""
+        if self._cold is not None:
+            self._cold.close()
+            self._cold = None
+
+
+def _cold_until(state: SlotState, config: MergeConfig) -> float | None:
+    """When a slot belongs on disk: its Unix time of :func:`forgettable_after`; None while it
+    has an open task, or no task (sensor runs are read at every reading)."""
+    if state.task is None:
+        return None
+    after = forgettable_after(state, config)
+    return None if after is None else after.timestamp()
 
 
 _EMPTY = SlotState()

@@ -35,6 +35,7 @@ __all__ = [
     "REBALANCES",
     "REGISTRY",
     "SENSOR_READINGS",
+    "SLOTS",
     "TASKS_CREATED",
     "TASKS_MERGED",
     "TASKS_OPEN",
@@ -130,6 +131,13 @@ TASKS_OPEN = Gauge(
     "citygrid_tasks_open",
     "Open tasks (not closed or cancelled) held by this worker, by domain and community.",
     ["domain", "community"],
+    registry=REGISTRY,
+)
+SLOTS = Gauge(
+    "citygrid_slots",
+    "Slots this worker holds: in memory (open tasks, sensor runs) or on local disk (closed "
+    "tasks, kept for rebounds and repeats until their horizons pass).",
+    ["where"],
     registry=REGISTRY,
 )
 TASKS_OVERDUE = Gauge(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -46,6 +46,7 @@ __all__ = [
     "SlotState",
     "decide",
     "forgettable",
+    "forgettable_after",
     "slot_key",
     "slot_of_task",
     "task_event",
@@ -332,24 +333,29 @@ def _with_track(state: SlotState, track: SensorTrack) -> tuple[SensorTrack, ...]
     return tuple(sorted((*others, track), key=lambda t: t.device_id))
 
 
+def forgettable_after(state: SlotState, config: MergeConfig) -> datetime | None:
+    """The instant after which nothing the slot remembers can matter any more, or None while its
+    task is open (see :func:`forgettable`)."""
+    task = state.task
+    instants: list[datetime] = []
+    if task is not None:
+        if task.status.is_open:
+            return None
+        instants.append((task.closed_at or task.updated_at) + config.rebound_horizon)
+    instants.extend(at + config.dedup_horizon for at in state.keys.values())
+    instants.extend(track.last_at + config.dedup_horizon for track in state.sensors)
+    return max(instants, default=None) or datetime.min.replace(tzinfo=UTC)
+
+
 def forgettable(state: SlotState, now: datetime, config: MergeConfig) -> bool:
     """Whether nothing the slot remembers can matter any more at ``now``: no open task, its last
     task closed (or cancelled) longer ago than the rebound horizon, and no report key or sensor
-    reading newer than the dedup horizon. Such a slot can be dropped: the next report there
+    reading within the dedup horizon. Such a slot can be dropped: the next report there
     starts afresh, as it would have, except a report about something before the close that
     arrives more than the rebound horizon after it (it opens a task instead of joining the closed
     one; input topics keep a week, so no replay brings one)."""
-    task = state.task
-    if task is not None:
-        if task.status.is_open:
-            return False
-        ended = task.closed_at or task.updated_at
-        if now - ended <= config.rebound_horizon:
-            return False
-    floor = now - config.dedup_horizon
-    if any(at > floor for at in state.keys.values()):
-        return False
-    return all(track.last_at <= floor for track in state.sensors)
+    after = forgettable_after(state, config)
+    return after is not None and now > after
 
 
 def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) -> Outcome:

@@ -4,13 +4,18 @@ tests/integration)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from streams.domain.merge import SlotState
+from schemas.enums import Status
+from streams.domain.merge import MergeConfig, Result, SlotState, decide, forgettable
 from streams.engine import Batch, SlotStore, Stage
 from streams.settings import Settings
+from tests.unit.streams.domain.test_merge import T0, YULONG, fold, report
 
 SETTINGS = Settings(app_id="unit")
 
@@ -101,3 +106,85 @@ async def test_a_batch_fetched_before_a_rebalance_is_not_handled() -> None:
     await stage._run()
     assert handled == [[0, 1], [2, 3]]
     assert consumer.committed == [{tp: 2}, {tp: 4}]
+
+
+# --- closed tasks' slots on disk ------------------------------------------------------------------
+
+
+def _slots(tmp_path: Path) -> tuple[SlotStore, RecordingSink]:
+    sink = RecordingSink()
+    settings = Settings(app_id="unit", data_dir=tmp_path)
+    return SlotStore(settings, sink, MergeConfig()), sink  # type: ignore[arg-type]
+
+
+def _closed(state: SlotState, at: datetime) -> SlotState:
+    assert state.task is not None
+    return replace(state, task=replace(state.task, status=Status.CLOSED, closed_at=at))
+
+
+async def test_a_closed_tasks_slot_moves_to_disk_and_reads_back_the_same(tmp_path: Path) -> None:
+    store, sink = _slots(tmp_path)
+    store.hold(0)
+    opened, _ = fold([report("e1")])
+    closed = _closed(opened, T0 + timedelta(hours=1))
+    store.put(0, b"open", opened)
+    store.put(0, b"closed", closed)
+    await store.write_changes()
+    assert store.counts() == (1, 1)
+    assert [key for _, key, _ in store.items()] == [b"open"]
+    assert store.get(0, b"closed") == closed
+    assert store.lookup(b"closed") == closed
+    # Both were written to the changelog, whatever their place.
+    assert sorted(key for _, _, key, _ in sink.sent if key) == [b"closed", b"open"]
+    store.close()
+
+
+async def test_a_cold_slot_that_reopens_comes_back_to_memory_and_leaves_the_disk(
+    tmp_path: Path,
+) -> None:
+    store, _ = _slots(tmp_path)
+    closed = _closed(fold([report("e1")])[0], T0 + timedelta(hours=1))
+    store.hold(0, {b"slot": closed})
+    assert store.counts() == (0, 1)
+    state = store.get(0, b"slot")
+    rebound = decide(state, report("e2", at=T0 + timedelta(days=1)), YULONG, MergeConfig())
+    assert rebound.result is Result.CREATED
+    store.put(0, b"slot", rebound.state)
+    await store.write_changes()
+    assert store.counts() == (1, 0)
+    # Nothing on disk can expire it later under the open task.
+    assert await store.expire(T0 + timedelta(days=365), RecordingSink()) == 0  # type: ignore[arg-type]
+    assert store.get(0, b"slot") == rebound.state
+    store.close()
+
+
+async def test_cold_slots_expire_past_their_horizons_with_a_tombstone(tmp_path: Path) -> None:
+    store, _ = _slots(tmp_path)
+    closed_at = T0 + timedelta(hours=1)
+    closed = _closed(fold([report("e1")])[0], closed_at)
+    store.hold(3, {b"slot": closed})
+    sink = RecordingSink()
+    horizon = MergeConfig().rebound_horizon
+    assert await store.expire(closed_at + horizon, sink) == 0  # type: ignore[arg-type]
+    assert not forgettable(closed, closed_at + horizon, MergeConfig())
+    later = closed_at + horizon + timedelta(seconds=1)
+    assert forgettable(closed, later, MergeConfig())
+    assert await store.expire(later, sink) == 1  # type: ignore[arg-type]
+    assert sink.sent == [("unit-slots-changelog", None, b"slot", 3)]
+    assert store.counts() == (0, 0)
+    assert store.get(3, b"slot") == SlotState()
+    store.close()
+
+
+def test_dropping_a_partition_forgets_its_cold_slots(tmp_path: Path) -> None:
+    store, _ = _slots(tmp_path)
+    closed = _closed(fold([report("e1")])[0], T0)
+    store.hold(0, {b"a": closed})
+    store.hold(1, {b"b": closed})
+    store.drop([0])
+    assert store.lookup(b"a") is None
+    assert store.lookup(b"b") == closed
+    assert store.counts() == (0, 1)
+    # SQLite unlinked its temporary file at once: nothing is left behind, even by a crash.
+    assert list(tmp_path.rglob("*")) == [tmp_path / "slots"]
+    store.close()
