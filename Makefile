@@ -97,6 +97,10 @@ bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loa
 bench-places: $(STAMP) ## Nearest-road lookups at 5,000 roads: spatial index vs a full scan
 	$(BIN)/python bench/places.py
 
+.PHONY: bench-kpi
+bench-kpi: $(STAMP) ## Seconds per KPI report over 100,000 synthetic tasks (TASKS="100000 1000000" for more)
+	$(BIN)/python bench/kpi.py --tasks $(or $(TASKS),100000)
+
 .PHONY: bench
 bench: $(STAMP) ## Pipeline on its own broker (KIND=tansu|apache): events/s vs aiokafka, latency, RSS (see README)
 	$(BIN)/python bench/pipeline.py --broker $(or $(KIND),tansu)

@@ -2,10 +2,11 @@
 evaluation of every road, community, domain and the district from the task states, publishes each
 road's KPIs, score, rank and red flag to the compacted ``city.kpi.roads`` (only when they changed),
 and exposes the community, domain and district rates as Prometheus gauges (roads are too many for
-labels)."""
+labels). The computation runs in a thread, off the event loop that serves the stages."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -40,26 +41,40 @@ def _gauges(report: KpiReport) -> None:
         _set_rates("domain", domain, kpi.window)
 
 
+def _step_down() -> None:
+    # A former leader must not keep exporting its last figures beside the new leader's.
+    metrics.KPI_RATE.clear()
+    _published.clear()
+
+
 @app.timer(interval=settings.kpi_interval)  # type: ignore[untyped-decorator]  # faust is untyped
 async def publish_kpis() -> None:
     """Recompute and publish the KPIs (leader only: one writer for city.kpi.roads)."""
     if not app.is_leader():
-        # A former leader must not keep exporting its last figures beside the new leader's.
-        metrics.KPI_RATE.clear()
-        _published.clear()
+        _step_down()
         return
     if not (taskbook.ready.is_set() and registry.ready.is_set()):
         return
     now = datetime.now(UTC)
     taskbook.prune(now)
+    # The thread reads copies: the loop goes on changing the task book and the registry. The
+    # tasks themselves are frozen, so a shallow copy is a consistent snapshot.
+    tasks = list(taskbook.tasks.values())
     roads = {road.road_id: road.community for road in registry.index}
-    report = kpi_report(
-        taskbook.tasks.values(),
+    # Seconds of arithmetic at 100,000 tasks: run on the loop, they would stall the stages. Faust
+    # awaits a timer's run before it sleeps towards the next one, so two runs never overlap.
+    report = await asyncio.to_thread(
+        kpi_report,
+        tasks,
         now=now,
         window=timedelta(seconds=settings.kpi_window),
         red_flags=settings.red_flags,
         roads=roads,
     )
+    if not app.is_leader():
+        # Leadership moved while the thread computed: the new leader publishes its own.
+        _step_down()
+        return
     written = 0
     for road in report.roads:
         wire = road.to_wire()

@@ -62,13 +62,13 @@ Ranking and red flags (红旗)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from schemas.enums import Status
+from schemas.enums import Domain, Status
 from schemas.task import Task
 
 __all__ = [
@@ -96,7 +96,8 @@ DEFAULT_TZ: tzinfo = timezone(timedelta(hours=8))
 """China Standard Time, where the district's calendar day begins and ends."""
 DEFAULT_RED_FLAGS = 5
 
-_HANDLED = frozenset({Status.HANDLED, Status.CLOSED})
+_HANDLED_STATUSES = frozenset({Status.HANDLED, Status.CLOSED})
+_Scope = TypeVar("_Scope", bound=str)
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -241,78 +242,165 @@ def _handling_time(task: Task) -> datetime | None:
     return task.closed_at if task.status is Status.CLOSED else None
 
 
-@dataclass(slots=True)
+def _utc(at: datetime) -> datetime:
+    """``at`` in UTC. Comparing two of these is exact, as comparing any aware datetimes is, and
+    far cheaper: every time read from the wire carries a tzinfo object of its own, and comparing
+    two datetimes with different tzinfo objects asks both for their offsets."""
+    if at.tzinfo is None:
+        # astimezone would take it for the machine's local time; comparing it would fail.
+        raise TypeError(f"can't compare offset-naive and offset-aware datetimes: {at}")
+    return at.astimezone(UTC)
+
+
+# What one task adds to one period's counts, as bit flags: each count but the average gains 0 or 1
+# per task. A task's contribution to several periods is one int, period i's flags shifted by
+# i * _WIDTH; a scope then counts how many of its tasks had each contribution (a few dozen occur)
+# instead of adding every task to nine counters per period.
+_COUNTED = (
+    "due",
+    "handled",
+    "handled_on_time",
+    "due_for_closure",
+    "closed",
+    "closed_on_time",
+    "reworked",
+    "rebounds",
+    "overdue",
+)
+_WIDTH = len(_COUNTED)
+(
+    _DUE,
+    _HANDLED,
+    _HANDLED_ON_TIME,
+    _DUE_FOR_CLOSURE,
+    _CLOSED,
+    _CLOSED_ON_TIME,
+    _REWORKED,
+    _REBOUND,
+    _OVERDUE,
+) = (1 << i for i in range(_WIDTH))
+
+_Bounds = tuple[tuple[datetime, datetime], ...]
+"""Each period's ``(start, end)`` as :func:`_utc`."""
+
+
+def _bounds(periods: Iterable[Period]) -> _Bounds:
+    return tuple((_utc(p.start), _utc(p.end)) for p in periods)
+
+
+class _Contribution(NamedTuple):
+    """What one task adds to the counts of each period."""
+
+    flags: int
+    """Period i's flags shifted by i * _WIDTH."""
+    handled_in: Sequence[int]
+    """The periods the task was handled in, which add ``seconds`` to their handling time."""
+    seconds: float = 0.0
+
+
+_NOTHING = _Contribution(0, ())
+
+
+def _contribution(task: Task, created: datetime, bounds: _Bounds) -> _Contribution:
+    """What ``task``, created at ``created`` (as :func:`_utc`), adds to the counts of each period,
+    whatever scope it is counted in."""
+    if task.status is Status.CANCELLED:
+        return _NOTHING
+    flags = 0 if task.rebound_of is None else _in_periods(_REBOUND, created, bounds)
+    if task.status is Status.SUSPENDED:
+        return _Contribution(flags, ())
+    due = _utc(task.due_at)
+    handled_at = _handling_time(task)
+    if handled_at is None:
+        return _Contribution(flags | _in_periods(_due_flags(task, None), due, bounds), ())
+    handled = _utc(handled_at)
+    flags |= _in_periods(_due_flags(task, handled <= due), due, bounds)
+    handled_in = [i for i, (start, end) in enumerate(bounds) if start <= handled < end]
+    if not handled_in:
+        return _Contribution(flags, ())
+    closure_flags = _closure_flags(task, due)
+    for i in handled_in:
+        flags |= closure_flags << i * _WIDTH
+    # Clamped so a clock-skewed terminal cannot make the average negative.
+    return _Contribution(flags, handled_in, max(0.0, (handled - created).total_seconds()))
+
+
+def _in_periods(flags: int, at: datetime, bounds: _Bounds) -> int:
+    """``flags`` shifted to each period that holds ``at``."""
+    shifted = 0
+    for i, (start, end) in enumerate(bounds):
+        if start <= at < end:
+            shifted |= flags << i * _WIDTH
+    return shifted
+
+
+def _due_flags(task: Task, on_time: bool | None) -> int:
+    """The flags of a task due in the period; ``on_time`` is None without a handling time."""
+    flags = _DUE
+    if task.overdue:
+        flags |= _OVERDUE
+    if on_time is not None or task.status in _HANDLED_STATUSES:
+        flags |= _HANDLED
+        if on_time:
+            flags |= _HANDLED_ON_TIME
+    return flags
+
+
+def _closure_flags(task: Task, due: datetime) -> int:
+    """The flags of a task handled in the period."""
+    flags = _DUE_FOR_CLOSURE
+    if task.rework_count > 0:
+        flags |= _REWORKED
+    if task.status is Status.CLOSED:
+        flags |= _CLOSED
+        if task.closed_at is not None and _utc(task.closed_at) <= due:
+            flags |= _CLOSED_ON_TIME
+    return flags
+
+
 class _Tally:
-    """Running totals of :class:`Counts` while one pass visits each task once."""
+    """Running totals of one scope over some periods while one pass visits each task once."""
 
-    period: Period
-    due: int = 0
-    handled: int = 0
-    handled_on_time: int = 0
-    due_for_closure: int = 0
-    closed: int = 0
-    closed_on_time: int = 0
-    reworked: int = 0
-    rebounds: int = 0
-    overdue: int = 0
-    handling_seconds: float = 0.0
+    __slots__ = ("_seconds", "_tasks")
 
-    def add(self, task: Task) -> None:
-        if task.status is Status.CANCELLED:
-            return
-        if task.rebound_of is not None and self.period.holds(task.created_at):
-            self.rebounds += 1
-        if task.status is Status.SUSPENDED:
-            return
-        handled_at = _handling_time(task)
-        if self.period.holds(task.due_at):
-            self._add_due(task, handled_at)
-        if handled_at is not None and self.period.holds(handled_at):
-            self._add_handled(task, handled_at)
+    def __init__(self, periods: int) -> None:
+        self._tasks: dict[int, int] = {}
+        """How many tasks made each contribution (its flags)."""
+        self._seconds = [0.0] * periods
+        """Each period's handling seconds, added one task at a time in the order the tasks come:
+        float addition is not associative, and another grouping could move an average's last
+        digits from one report (or one version of this code) to the next."""
 
-    def _add_due(self, task: Task, handled_at: datetime | None) -> None:
-        self.due += 1
-        if task.overdue:
-            self.overdue += 1
-        if handled_at is not None or task.status in _HANDLED:
-            self.handled += 1
-            if handled_at is not None and handled_at <= task.due_at:
-                self.handled_on_time += 1
+    def add(self, contribution: _Contribution) -> None:
+        flags = contribution.flags
+        self._tasks[flags] = self._tasks.get(flags, 0) + 1
+        for i in contribution.handled_in:
+            self._seconds[i] += contribution.seconds
 
-    def _add_handled(self, task: Task, handled_at: datetime) -> None:
-        self.due_for_closure += 1
-        # Clamped so a clock-skewed terminal cannot make the average negative.
-        self.handling_seconds += max(0.0, (handled_at - task.created_at).total_seconds())
-        if task.rework_count > 0:
-            self.reworked += 1
-        if task.status is Status.CLOSED:
-            self.closed += 1
-            if task.closed_at is not None and task.closed_at <= task.due_at:
-                self.closed_on_time += 1
-
-    def counts(self) -> Counts:
+    def counts(self, period: int) -> Counts:
+        """The counts of the ``period``-th period."""
+        totals = dict.fromkeys(_COUNTED, 0)
+        for flags, tasks in self._tasks.items():
+            own = flags >> period * _WIDTH
+            for i, name in enumerate(_COUNTED):
+                if own >> i & 1:
+                    totals[name] += tasks
+        due_for_closure = totals["due_for_closure"]
         return Counts(
-            due=self.due,
-            handled=self.handled,
-            handled_on_time=self.handled_on_time,
-            due_for_closure=self.due_for_closure,
-            closed=self.closed,
-            closed_on_time=self.closed_on_time,
-            reworked=self.reworked,
-            rebounds=self.rebounds,
-            overdue=self.overdue,
+            **totals,
             avg_handling_seconds=(
-                self.handling_seconds / self.due_for_closure if self.due_for_closure else None
+                self._seconds[period] / due_for_closure if due_for_closure else None
             ),
         )
 
 
 def counts(tasks: Iterable[Task], *, start: datetime, end: datetime) -> Counts:
     """The indicators of ``tasks`` over ``[start, end)``; pass ``end <= now``."""
-    tally = _Tally(Period(start, end))
+    bounds = _bounds([Period(start, end)])
+    tally = _Tally(periods=1)
     for task in tasks:
-        tally.add(task)
-    return tally.counts()
+        tally.add(_contribution(task, _utc(task.created_at), bounds))
+    return tally.counts(0)
 
 
 def scope_counts(
@@ -327,13 +415,15 @@ def scope_counts(
     Per community: ``key=lambda t: t.community``; per domain: ``key=lambda t: t.domain.value``.
     A scope appears once any task names it, even when all its counts are 0.
     """
-    period = Period(start, end)
+    bounds = _bounds([Period(start, end)])
     tallies: dict[str, _Tally] = {}
     for task in tasks:
         scope = key(task)
         if scope is not None:
-            tallies.setdefault(scope, _Tally(period)).add(task)
-    return {scope: tallies[scope].counts() for scope in sorted(tallies)}
+            if scope not in tallies:
+                tallies[scope] = _Tally(periods=1)
+            tallies[scope].add(_contribution(task, _utc(task.created_at), bounds))
+    return {scope: tallies[scope].counts(0) for scope in sorted(tallies)}
 
 
 def score(c: Counts, weights: Weights = DEFAULT_WEIGHTS) -> float:
@@ -393,86 +483,6 @@ class RoadKpi:
         }
 
 
-def _communities(tasks: Iterable[Task]) -> dict[str, str]:
-    """Each road's community as its most recent task records it (roads may be re-assigned)."""
-    latest: dict[str, tuple[datetime, str]] = {}
-    for task in tasks:
-        if task.road_id is None or task.community is None:
-            continue
-        candidate = (task.created_at, task.community)
-        # Ties on created_at go to the greater name, so the result never depends on task order.
-        if task.road_id not in latest or candidate > latest[task.road_id]:
-            latest[task.road_id] = candidate
-    return {road_id: community for road_id, (_, community) in latest.items()}
-
-
-class _Scored(NamedTuple):
-    road_id: str
-    window: Counts
-    today: Counts
-    score: float
-
-
-def road_kpis(
-    tasks: Iterable[Task],
-    *,
-    now: datetime,
-    window: timedelta = DEFAULT_WINDOW,
-    tz: tzinfo = DEFAULT_TZ,
-    red_flags: int = DEFAULT_RED_FLAGS,
-    weights: Weights = DEFAULT_WEIGHTS,
-    roads: Mapping[str, str | None] | None = None,
-) -> list[RoadKpi]:
-    """Every road's KPIs, score, rank and red flag, best first.
-
-    The roads are those any task names, plus ``roads`` (road id to community, e.g. from the
-    registry) so that a road with no tasks is still ranked; its community there wins over the
-    tasks'.
-    """
-    if red_flags < 0:
-        raise ValueError(f"red_flags must be >= 0: {red_flags}")
-    all_tasks = tuple(tasks)
-    in_window = window_period(now, window)
-    in_today = today_period(now, tz)
-    by_road: dict[str, list[Task]] = {road_id: [] for road_id in roads or {}}
-    for task in all_tasks:
-        if task.road_id is not None:
-            by_road.setdefault(task.road_id, []).append(task)
-    community = _communities(all_tasks) | {
-        road_id: c for road_id, c in (roads or {}).items() if c is not None
-    }
-
-    scored: list[_Scored] = []
-    for road_id, road_tasks in by_road.items():
-        window_counts = counts(road_tasks, start=in_window.start, end=in_window.end)
-        today_counts = counts(road_tasks, start=in_today.start, end=in_today.end)
-        scored.append(_Scored(road_id, window_counts, today_counts, score(window_counts, weights)))
-    scored.sort(key=lambda row: (-row.score, row.window.overdue, row.road_id))
-
-    result: list[RoadKpi] = []
-    flags_left = red_flags
-    for rank, row in enumerate(scored, start=1):
-        # No credit for no data: a road with nothing due cannot hold a flag, nor use one up.
-        flag = flags_left > 0 and row.window.due > 0
-        if flag:
-            flags_left -= 1
-        result.append(
-            RoadKpi(
-                road_id=row.road_id,
-                community=community.get(row.road_id),
-                window=row.window,
-                today=row.today,
-                score=row.score,
-                rank=rank,
-                red_flag=flag,
-                as_of=now,
-                window_start=in_window.start,
-                today_start=in_today.start,
-            )
-        )
-    return result
-
-
 @dataclass(frozen=True, slots=True)
 class ScopeKpi:
     """One scope's counts over the rolling window and over today."""
@@ -511,14 +521,71 @@ class KpiReport:
         }
 
 
-def _by_scope(
-    tasks: Iterable[Task], key: Callable[[Task], str | None], window: Period, today: Period
-) -> Mapping[str, ScopeKpi]:
-    in_window = scope_counts(tasks, key, start=window.start, end=window.end)
-    in_today = scope_counts(tasks, key, start=today.start, end=today.end)
-    return MappingProxyType(
-        {scope: ScopeKpi(in_window[scope], in_today[scope]) for scope in in_window}
-    )
+_WINDOW, _TODAY = 0, 1
+"""Where a report's two periods sit in its bounds and its tallies."""
+
+
+def _scope_kpi(tally: _Tally) -> ScopeKpi:
+    return ScopeKpi(tally.counts(_WINDOW), tally.counts(_TODAY))
+
+
+class _Scored(NamedTuple):
+    road_id: str
+    window: Counts
+    today: Counts
+    score: float
+
+
+def _ranked(
+    by_road: Mapping[str, _Tally],
+    community: Mapping[str, str],
+    *,
+    red_flags: int,
+    weights: Weights,
+    as_of: datetime,
+    window: Period,
+    today: Period,
+) -> tuple[RoadKpi, ...]:
+    """Each road's score, rank and red flag, best first."""
+    scored = []
+    for road_id, tally in by_road.items():
+        kpi = _scope_kpi(tally)
+        scored.append(_Scored(road_id, kpi.window, kpi.today, score(kpi.window, weights)))
+    scored.sort(key=lambda row: (-row.score, row.window.overdue, row.road_id))
+
+    result: list[RoadKpi] = []
+    flags_left = red_flags
+    for rank, row in enumerate(scored, start=1):
+        # No credit for no data: a road with nothing due cannot hold a flag, nor use one up.
+        flag = flags_left > 0 and row.window.due > 0
+        if flag:
+            flags_left -= 1
+        result.append(
+            RoadKpi(
+                road_id=row.road_id,
+                community=community.get(row.road_id),
+                window=row.window,
+                today=row.today,
+                score=row.score,
+                rank=rank,
+                red_flag=flag,
+                as_of=as_of,
+                window_start=window.start,
+                today_start=today.start,
+            )
+        )
+    return tuple(result)
+
+
+def _scopes(tallies: Mapping[str, _Tally]) -> Mapping[str, ScopeKpi]:
+    return MappingProxyType({scope: _scope_kpi(tallies[scope]) for scope in sorted(tallies)})
+
+
+def _tally(tallies: dict[_Scope, _Tally], scope: _Scope) -> _Tally:
+    tally = tallies.get(scope)
+    if tally is None:
+        tally = tallies[scope] = _Tally(periods=2)
+    return tally
 
 
 def kpi_report(
@@ -531,29 +598,77 @@ def kpi_report(
     weights: Weights = DEFAULT_WEIGHTS,
     roads: Mapping[str, str | None] | None = None,
 ) -> KpiReport:
-    """Every scope at once: roads (as :func:`road_kpis`), communities, domains, the district."""
-    all_tasks = tuple(tasks)
+    """Every scope at once: roads (as :func:`road_kpis`), communities, domains, the district.
+
+    One pass over the tasks: what a task adds to the window and to today is worked out once, then
+    added to its road, its community, its domain and the district.
+    """
+    if red_flags < 0:
+        raise ValueError(f"red_flags must be >= 0: {red_flags}")
     in_window = window_period(now, window)
     in_today = today_period(now, tz)
+    bounds = _bounds((in_window, in_today))  # in the order of _WINDOW and _TODAY
+    by_road = {road_id: _Tally(periods=2) for road_id in roads or {}}
+    by_community: dict[str, _Tally] = {}
+    by_domain: dict[Domain, _Tally] = {}
+    district = _Tally(periods=2)
+    latest: dict[str, tuple[datetime, str]] = {}
+    """Each road's most recent task's creation (as :func:`_utc`) and community."""
+    for task in tasks:
+        created = _utc(task.created_at)
+        contribution = _contribution(task, created, bounds)
+        district.add(contribution)
+        _tally(by_domain, task.domain).add(contribution)
+        if task.community is not None:
+            _tally(by_community, task.community).add(contribution)
+        if task.road_id is not None:
+            _tally(by_road, task.road_id).add(contribution)
+            if task.community is not None:
+                # A road takes the community its most recent task records (roads may be
+                # re-assigned); ties on created_at go to the greater name, so the result never
+                # depends on task order.
+                candidate = (created, task.community)
+                if task.road_id not in latest or candidate > latest[task.road_id]:
+                    latest[task.road_id] = candidate
+    community = {road_id: c for road_id, (_, c) in latest.items()} | {
+        road_id: c for road_id, c in (roads or {}).items() if c is not None
+    }
     return KpiReport(
         as_of=now,
         window_start=in_window.start,
         today_start=in_today.start,
-        roads=tuple(
-            road_kpis(
-                all_tasks,
-                now=now,
-                window=window,
-                tz=tz,
-                red_flags=red_flags,
-                weights=weights,
-                roads=roads,
-            )
+        roads=_ranked(
+            by_road,
+            community,
+            red_flags=red_flags,
+            weights=weights,
+            as_of=now,
+            window=in_window,
+            today=in_today,
         ),
-        communities=_by_scope(all_tasks, lambda t: t.community, in_window, in_today),
-        domains=_by_scope(all_tasks, lambda t: t.domain.value, in_window, in_today),
-        district=ScopeKpi(
-            counts(all_tasks, start=in_window.start, end=in_window.end),
-            counts(all_tasks, start=in_today.start, end=in_today.end),
-        ),
+        communities=_scopes(by_community),
+        domains=_scopes({domain.value: tally for domain, tally in by_domain.items()}),
+        district=_scope_kpi(district),
     )
+
+
+def road_kpis(
+    tasks: Iterable[Task],
+    *,
+    now: datetime,
+    window: timedelta = DEFAULT_WINDOW,
+    tz: tzinfo = DEFAULT_TZ,
+    red_flags: int = DEFAULT_RED_FLAGS,
+    weights: Weights = DEFAULT_WEIGHTS,
+    roads: Mapping[str, str | None] | None = None,
+) -> list[RoadKpi]:
+    """Every road's KPIs, score, rank and red flag, best first.
+
+    The roads are those any task names, plus ``roads`` (road id to community, e.g. from the
+    registry) so that a road with no tasks is still ranked; its community there wins over the
+    tasks'.
+    """
+    report = kpi_report(
+        tasks, now=now, window=window, tz=tz, red_flags=red_flags, weights=weights, roads=roads
+    )
+    return list(report.roads)

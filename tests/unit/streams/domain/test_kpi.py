@@ -7,6 +7,7 @@ and which roads hold the red flags.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +21,9 @@ from schemas.task import Task
 from streams.domain.kpi import (
     DEFAULT_WEIGHTS,
     Counts,
+    Period,
     RoadKpi,
+    ScopeKpi,
     Weights,
     counts,
     kpi_report,
@@ -459,6 +462,12 @@ def test_a_road_takes_its_community_from_its_latest_task_and_tasks_off_road_are_
     assert (road.road_id, road.community, road.window.due) == ("yulong-st", "jinlong", 2)
 
 
+def test_a_tie_on_the_latest_task_goes_to_the_greater_community_in_any_task_order() -> None:
+    created = NOW - 2 * HOUR
+    a, b = (task(due=NOW - HOUR, created=created, community=c) for c in ("jinfeng", "jinlong"))
+    assert [road_kpis(order, now=NOW)[0].community for order in ([a, b], [b, a])] == ["jinlong"] * 2
+
+
 def test_road_kpi_wire_form_has_counts_and_rates() -> None:
     (road,) = road_kpis(_road("yulong-st", on_time=1, late=1), now=NOW)
     wire = loads(dumps(road.to_wire()))
@@ -588,3 +597,131 @@ def test_scopes_add_up_to_the_district(sample: list[Task]) -> None:
     assert report.district.window == district
     on_roads = [t for t in sample if t.road_id is not None]
     assert sum(r.window.due for r in report.roads) == counts(on_roads, start=START, end=NOW).due
+
+
+# --- one pass against the definitions -------------------------------------------------------------
+
+
+def _by_definition(sample: list[Task], period: Period) -> Counts:
+    """The module docstring's formulas applied to ``sample`` alone, task by task."""
+    c = dict.fromkeys(
+        (
+            "due",
+            "handled",
+            "handled_on_time",
+            "due_for_closure",
+            "closed",
+            "closed_on_time",
+            "reworked",
+            "rebounds",
+            "overdue",
+        ),
+        0,
+    )
+    seconds = 0.0
+    for t in sample:
+        if t.status is Status.CANCELLED:
+            continue
+        if t.rebound_of is not None and period.holds(t.created_at):
+            c["rebounds"] += 1
+        if t.status is Status.SUSPENDED:
+            continue
+        handling = t.handled_at or (t.closed_at if t.status is Status.CLOSED else None)
+        if period.holds(t.due_at):
+            c["due"] += 1
+            c["overdue"] += t.overdue
+            if handling is not None or t.status in (Status.HANDLED, Status.CLOSED):
+                c["handled"] += 1
+                c["handled_on_time"] += handling is not None and handling <= t.due_at
+        if handling is not None and period.holds(handling):
+            c["due_for_closure"] += 1
+            seconds += max(0.0, (handling - t.created_at).total_seconds())
+            c["reworked"] += t.rework_count > 0
+            if t.status is Status.CLOSED:
+                c["closed"] += 1
+                c["closed_on_time"] += t.closed_at is not None and t.closed_at <= t.due_at
+    due_for_closure = c["due_for_closure"]
+    return Counts(**c, avg_handling_seconds=seconds / due_for_closure if due_for_closure else None)
+
+
+_OFFSETS = st.sampled_from((-5, 0, 8))
+
+
+@st.composite
+def read_tasks(draw: st.DrawFn) -> Task:
+    """A task from :func:`tasks` as the task book holds one: created at any microsecond up to a
+    minute earlier, and each time in an offset of its own, with a tzinfo object of its own as
+    parsing gives, so a report can lean neither on whole minutes nor on shared zones. Its road
+    may have moved to another community."""
+
+    def elsewhere(at: datetime) -> datetime:
+        return at.astimezone(timezone(timedelta(hours=draw(_OFFSETS))))
+
+    t = draw(tasks())
+    created = t.created_at - draw(st.integers(0, 60_000_000)) * timedelta(microseconds=1)
+    return replace(
+        t,
+        created_at=elsewhere(created),
+        due_at=elsewhere(t.due_at),
+        handled_at=None if t.handled_at is None else elsewhere(t.handled_at),
+        closed_at=None if t.closed_at is None else elsewhere(t.closed_at),
+        community=t.community and draw(st.sampled_from((t.community, "jinfeng"))),
+    )
+
+
+def _scope(sample: list[Task], window: Period, today: Period) -> ScopeKpi:
+    return ScopeKpi(_by_definition(sample, window), _by_definition(sample, today))
+
+
+@_PROPERTY
+@given(
+    st.lists(read_tasks(), max_size=40),
+    st.integers(0, 24 * 60 - 1),
+    st.integers(1, 30),
+    st.sampled_from((CST, UTC)),
+    st.dictionaries(st.sampled_from((*_ROADS[:2], "h-st")), st.sampled_from(("jinlong", None))),
+)
+def test_the_one_pass_report_equals_every_scope_counted_on_its_own(
+    sample: list[Task],
+    minute_of_day: int,
+    days: int,
+    tz: timezone,
+    registry: dict[str, str | None],
+) -> None:
+    now = MIDNIGHT + minute_of_day * _MINUTE
+    report = kpi_report(sample, now=now, window=days * 24 * HOUR, tz=tz, roads=registry)
+    window, today = window_period(now, days * 24 * HOUR), today_period(now, tz)
+
+    def scope(selected: list[Task]) -> ScopeKpi:
+        return _scope(selected, window, today)
+
+    # Exact equality, averages included: the report is the definitions, not an approximation.
+    assert report.district == scope(sample)
+    domains = sorted({t.domain.value for t in sample})
+    assert dict(report.domains) == {d: scope([t for t in sample if t.domain == d]) for d in domains}
+    assert list(report.domains) == domains
+    communities = sorted({t.community for t in sample if t.community is not None})
+    assert dict(report.communities) == {
+        c: scope([t for t in sample if t.community == c]) for c in communities
+    }
+    assert list(report.communities) == communities
+    roads = {t.road_id for t in sample if t.road_id is not None} | set(registry)
+    assert {r.road_id: ScopeKpi(r.window, r.today) for r in report.roads} == {
+        road: scope([t for t in sample if t.road_id == road]) for road in roads
+    }
+    for r in report.roads:
+        named = [t for t in sample if t.road_id == r.road_id and t.community is not None]
+        latest = max(((t.created_at, t.community) for t in named), default=(None, None))[1]
+        assert r.community == (registry.get(r.road_id) or latest)
+
+
+@_PROPERTY
+@given(st.lists(read_tasks(), max_size=40))
+def test_counts_and_scope_counts_equal_the_definitions(sample: list[Task]) -> None:
+    period = Period(START, NOW)
+    assert counts(sample, start=START, end=NOW) == _by_definition(sample, period)
+    by_community = scope_counts(sample, lambda t: t.community, start=START, end=NOW)
+    assert by_community == {
+        c: _by_definition([t for t in sample if t.community == c], period)
+        for c in sorted({t.community for t in sample if t.community is not None})
+    }
