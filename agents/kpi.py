@@ -50,13 +50,15 @@ def _step_down() -> None:
 @app.timer(interval=settings.kpi_interval)  # type: ignore[untyped-decorator]  # faust is untyped
 async def publish_kpis() -> None:
     """Recompute and publish the KPIs (leader only: one writer for city.kpi.roads)."""
+    now = datetime.now(UTC)
+    if taskbook.ready.is_set():
+        # Every worker keeps a task book (the API reads it), so every worker prunes its own.
+        await taskbook.prune(now)
     if not app.is_leader():
         _step_down()
         return
     if not (taskbook.ready.is_set() and registry.ready.is_set()):
         return
-    now = datetime.now(UTC)
-    taskbook.prune(now)
     # The thread reads copies: the loop goes on changing the task book and the registry. The
     # tasks themselves are frozen, so a shallow copy is a consistent snapshot.
     tasks = list(taskbook.tasks.values())

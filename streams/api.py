@@ -39,7 +39,7 @@ from schemas.enums import Domain, Priority, Status
 from schemas.json import JSONDecodeError, dumps, loads
 from schemas.task import Task
 from streams.app import app, registry, settings, slots, taskbook
-from streams.domain.kpi import kpi_report
+from streams.domain.kpi import KpiReport, kpi_report
 from streams.domain.merge import slot_of_task
 from streams.engine import SlotStore
 from streams.registry_feed import RegistryFeed
@@ -79,6 +79,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_KPI_REUSE_SECONDS = 5.0
+"""How long one computed KPI report answers ``/kpi/roads`` requests."""
 
 WEB_DIR: Final = Path(__file__).resolve().parent / "web"
 """The board's static files and the OpenAPI document."""
@@ -511,6 +514,8 @@ class Api:
         self.registry = registry
         self.watch = watch
         self.heartbeat = heartbeat
+        self._kpi_lock = asyncio.Lock()
+        self._kpi: tuple[float, KpiReport] | None = None
 
     def routes(self) -> dict[str, Endpoint]:
         """Every path this API serves (aiohttp patterns), with its GET handler."""
@@ -660,14 +665,7 @@ class Api:
         limit = _whole(params, "limit", MAX_ROADS_LIMIT, 1, MAX_ROADS_LIMIT)
         if not (self.taskbook.ready.is_set() and self.registry.ready.is_set()):
             return _unavailable("the task states or the road registry are still loading")
-        # As the leader's KPI timer computes them (agents/kpi.py), on this worker's copy.
-        report = kpi_report(
-            self.taskbook.tasks.values(),
-            now=datetime.now(UTC),
-            window=timedelta(seconds=self.settings.kpi_window),
-            red_flags=self.settings.red_flags,
-            roads={road.road_id: road.community for road in self.registry.index},
-        )
+        report = await self._kpi_report()
         names = {road.road_id: road.name for road in self.registry.index}
         community = params.get("community")
         roads = [
@@ -685,6 +683,25 @@ class Api:
                 "roads": roads[:limit],
             }
         )
+
+    async def _kpi_report(self) -> KpiReport:
+        """The KPIs as the leader's timer computes them (agents/kpi.py), on this worker's copy of
+        the task states: in a thread, since it takes a second per 100,000 tasks, and shared by the
+        requests that arrive within a few seconds of each other."""
+        async with self._kpi_lock:
+            loop = asyncio.get_running_loop()
+            if self._kpi is not None and loop.time() - self._kpi[0] < _KPI_REUSE_SECONDS:
+                return self._kpi[1]
+            report = await asyncio.to_thread(
+                kpi_report,
+                list(self.taskbook.tasks.values()),
+                now=datetime.now(UTC),
+                window=timedelta(seconds=self.settings.kpi_window),
+                red_flags=self.settings.red_flags,
+                roads={road.road_id: road.community for road in self.registry.index},
+            )
+            self._kpi = (loop.time(), report)
+            return report
 
     async def roads(self, request: aioweb.Request) -> aioweb.StreamResponse:
         query_params(request.query.items(), ())

