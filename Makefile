@@ -93,6 +93,10 @@ prometheusrule: $(STAMP) ## Regenerate deploy/k8s/prometheusrule.yaml from the P
 bench-codec: $(STAMP) ## Decode+validate throughput on one core, with orjson.loads as reference
 	$(BIN)/python bench/codec.py
 
+.PHONY: bench-handlers
+bench-handlers: $(STAMP) ## CPU us per message of the ingest and merge handlers, in process (PROFILE=1: cProfile)
+	$(BIN)/python bench/handlers.py $(if $(PROFILE),--profile)
+
 .PHONY: bench-places
 bench-places: $(STAMP) ## Nearest-road lookups at 5,000 roads: spatial index vs a full scan
 	$(BIN)/python bench/places.py

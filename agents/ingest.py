@@ -69,22 +69,26 @@ class Ingest:
 
     async def __call__(self, batch: Batch) -> None:
         now = datetime.now(UTC)
-        latest: dict[str, float] = {}
+        latest: set[str] = set()
         for tp, records in batch.items():
             if tp.topic == self.feedback_topic:
                 for record in records:
                     await self._feedback(record)
                 continue
             domain = domain_of_topic(self.settings, tp.topic)
+            label = domain.value if domain else "unknown"
+            accepted = False
             for record in records:
-                if await self._event(record, domain, now):
-                    latest[domain.value if domain else "unknown"] = now.timestamp()
+                accepted = await self._event(record, domain, label, now) or accepted
+            if accepted:
+                latest.add(label)
         self.tally.apply()
-        for domain_name, stamp in latest.items():
-            metrics.LAST_EVENT.labels(domain_name).set(stamp)
+        stamp = now.timestamp()
+        for label in latest:
+            metrics.LAST_EVENT.labels(label).set(stamp)
 
     async def _event(
-        self, record: ConsumerRecord[bytes, bytes], domain: Domain | None, now: datetime
+        self, record: ConsumerRecord[bytes, bytes], domain: Domain | None, label: str, now: datetime
     ) -> bool:
         raw = record.value
         result: Event | Rejection = decode_event(
@@ -97,15 +101,12 @@ class Ingest:
                 or result
             )
         if isinstance(result, Rejection):
-            self.tally.add(
-                metrics.EVENTS_CONSUMED,
-                domain.value if domain else "unknown",
-                metrics.UNKNOWN_SOURCE,
-            )
+            self.tally.add(metrics.EVENTS_CONSUMED, label, metrics.UNKNOWN_SOURCE)
             self.tally.add(metrics.EVENTS_REJECTED, result.reason.value)
             await send_to_dlq(self.sink, self.dlq, result, _origin(record), raw)
             return False
-        self.tally.add(metrics.EVENTS_CONSUMED, result.domain.value, result.source.value)
+        # Enum members as label values: each is its value (StrEnum), without a lookup per event.
+        self.tally.add(metrics.EVENTS_CONSUMED, result.domain, result.source)
         place = self.registry.index.place_of(result.location)
         header = self._place_headers.get(place)
         if header is None:

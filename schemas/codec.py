@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
 
@@ -40,9 +40,11 @@ __all__ = [
     "FEEDBACK_FIELDS",
     "RFC3339_PATTERN",
     "Rejection",
+    "decode_accepted_event",
     "decode_event",
     "decode_feedback",
     "decode_road",
+    "parse_timestamp",
 ]
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024
@@ -148,14 +150,42 @@ def _timestamp(value: Any, name: str) -> datetime:
             f"got {_preview(value)}"
         )
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        # 3.11's fromisoformat takes 'Z' and nanoseconds but not lower-case 't' and 'z'.
-        return datetime.fromisoformat(value.upper())
+        return _fromisoformat(value)
     except ValueError as exc:
         _fail(f"{name}: not a real date or time ({exc})")
+
+
+def _fromisoformat(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        # 3.11's fromisoformat takes 'Z' and nanoseconds but not lower-case 't' and 'z'.
+        return datetime.fromisoformat(value.upper())
+
+
+_ZONES: dict[tzinfo, tzinfo] = {}
+"""One tzinfo per UTC offset: RFC 3339 offsets are whole minutes, so at most a few thousand."""
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 timestamp, as ``datetime.fromisoformat`` reads it but also with lower-case
+    ``t`` and ``z``; every one with the same offset shares one tzinfo object.
+
+    ``fromisoformat`` makes a new tzinfo for every offset but UTC, and datetimes with different
+    tzinfo objects compare by computing both offsets, about ten times slower: merging compares a
+    report's time with every report its slot remembers (devices here send ``+08:00``). Sharing
+    costs about a microsecond, which the validating decoder (ingest) does not spend.
+
+    Raises:
+        ValueError: ``value`` is not such a timestamp.
+    """
+    parsed = _fromisoformat(value)
+    zone = parsed.tzinfo
+    if zone is None or zone is UTC:
+        return parsed
+    shared = _ZONES.setdefault(zone, zone)
+    # The same offset: the same wall time, and astimezone is cheaper than replace.
+    return parsed if shared is zone else parsed.astimezone(shared)
 
 
 def _evidence(value: Any) -> tuple[Evidence, ...]:
@@ -332,6 +362,42 @@ def decode_event(
         return Rejection(exc.reason, exc.detail)
     except RecursionError:
         return Rejection(RejectReason.INVALID_JSON, "nested too deeply")
+
+
+def decode_accepted_event(raw: bytes) -> Event:
+    """The Event :func:`decode_event` makes of ``raw``, for bytes it has accepted before (the
+    repartition hop carries them unchanged), built without checking anything again: in about half
+    the time, on a path every event takes twice.
+
+    Raises:
+        AttributeError, KeyError, TypeError, ValueError: on bytes :func:`decode_event` refuses
+            it may raise, or return an Event that breaks the contract: only accepted bytes
+            belong here.
+    """
+    obj = loads(raw)
+    location = obj["location"]
+    lat, lon = location.get("lat"), location.get("lon")
+    severity = obj.get("severity")
+    reading = obj.get("reading")
+    if reading is not None:
+        reading = Reading(reading["metric"], float(reading["value"]), reading["unit"])
+    evidence = tuple(
+        Evidence(item["sha256"].lower(), item["media_type"], item.get("uri"))
+        for item in obj.get("evidence") or ()
+    )
+    officer_id, description = obj.get("officer_id"), obj.get("description")
+    present = _present(7, officer_id, severity, reading, description, evidence)
+    return Event(
+        obj["event_id"], _DOMAINS[obj["domain"]], _SOURCES[obj["source"]], obj["device_id"],
+        obj["category"], parse_timestamp(obj["occurred_at"]),
+        Location(
+            location.get("road_id"),
+            None if lat is None else float(lat),
+            None if lon is None else float(lon),
+        ),
+        officer_id, None if severity is None else _SEVERITIES[severity], reading, description,
+        evidence, _extra(obj, EVENT_FIELDS, present),
+    )  # fmt: skip
 
 
 def _feedback(raw: bytes, max_bytes: int) -> Feedback:

@@ -16,7 +16,11 @@ _OPTIONS = orjson.OPT_SORT_KEYS
 
 
 def dumps(value: Any) -> bytes:
-    """Encode ``value`` as compact UTF-8 JSON with sorted keys."""
+    """Encode ``value`` as compact UTF-8 JSON with sorted keys.
+
+    Besides the JSON types it takes tuples (as arrays), enums (as their value) and datetimes,
+    written as ``isoformat()`` does for every offset in whole minutes (RFC 3339 has no other).
+    """
     return orjson.dumps(value, option=_OPTIONS)
 
 

@@ -9,6 +9,9 @@ __all__ = ["SPEC_VERSION", "binary_headers"]
 
 SPEC_VERSION = "1.0"
 
+_SPEC_VERSION = ("ce_specversion", SPEC_VERSION.encode())
+_CONTENT_TYPE = ("content-type", b"application/json")
+
 
 def binary_headers(
     *,
@@ -20,12 +23,12 @@ def binary_headers(
 ) -> list[tuple[str, bytes]]:
     """The headers of one CloudEvent whose data is the JSON message value."""
     headers = [
-        ("ce_specversion", SPEC_VERSION.encode()),
+        _SPEC_VERSION,
         ("ce_id", id.encode()),
         ("ce_source", source.encode()),
         ("ce_type", type.encode()),
         ("ce_time", time.isoformat().encode()),
-        ("content-type", b"application/json"),
+        _CONTENT_TYPE,
     ]
     if subject is not None:
         headers.append(("ce_subject", subject.encode()))

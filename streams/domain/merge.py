@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from schemas.categories import CATEGORIES, Category
+from schemas.codec import parse_timestamp
 from schemas.enums import Source, Status, TaskEventType
 from schemas.event import Event
 from schemas.task import Task, TaskEvent
@@ -122,7 +123,7 @@ class Result(StrEnum):
     """Feedback or the deadline clock moved the task (see :mod:`streams.domain.tasks`)."""
 
 
-_EMPTY_KEYS: Mapping[str, datetime] = MappingProxyType({})
+_EMPTY_KEYS: MappingProxyType[str, datetime] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ class SlotState:
     task: Task | None = None
     seq: int = 0
     """TaskEvents emitted for ``task`` so far; the next one gets ``seq + 1``."""
-    keys: Mapping[str, datetime] = field(default_factory=lambda: _EMPTY_KEYS)
+    keys: MappingProxyType[str, datetime] = field(default_factory=lambda: _EMPTY_KEYS)
     """Event keys seen here within the dedup horizon, with their occurred_at."""
     task_keys: frozenset[str] = frozenset()
     """Event keys merged into ``task``: remembered as long as the task is, whatever their age."""
@@ -147,11 +148,11 @@ class SlotState:
 
     def to_wire(self) -> dict[str, Any]:
         return {
-            "task": None if self.task is None else self.task.to_wire(),
+            "task": None if self.task is None else self.task.wire_fields(),
             "seq": self.seq,
             # datetimes as they are: the JSON encoder writes them in the same ISO 8601 form,
             # several times faster than isoformat() per key.
-            "keys": dict(self.keys),
+            "keys": self.keys.copy(),
             "task_keys": sorted(self.task_keys),
             "sensors": [t.to_wire() for t in self.sensors],
         }
@@ -184,7 +185,7 @@ class Outcome(NamedTuple):
 
 
 def _datetime(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return value if isinstance(value, datetime) else parse_timestamp(value)
 
 
 def _key(event: Event) -> str:
@@ -192,10 +193,18 @@ def _key(event: Event) -> str:
 
 
 def _prune(
-    keys: Mapping[str, datetime], newest: datetime, horizon: timedelta
+    keys: MappingProxyType[str, datetime], at: datetime, horizon: timedelta
 ) -> dict[str, datetime]:
-    floor = newest - horizon
-    return {k: at for k, at in keys.items() if at >= floor}
+    """A copy of ``keys`` without those older than ``horizon`` before the newest of them and
+    ``at``."""
+    if not keys:
+        return {}
+    times = keys.values()
+    floor = max(at, *times) - horizon
+    if min(times) >= floor:
+        # Nothing to forget, as for almost every event: a plain copy costs half the filter.
+        return keys.copy()
+    return {k: t for k, t in keys.items() if t >= floor}
 
 
 def task_event(
@@ -243,7 +252,6 @@ def _open(
     event_ids: tuple[str, ...],
     *,
     place: Place,
-    slot: str,
     category: Category,
     config: MergeConfig,
 ) -> tuple[Task, tuple[Change, ...], int]:
@@ -258,7 +266,7 @@ def _open(
         rebound_of = previous.task_id
     at = event.occurred_at
     registered = Task(
-        task_id=task_id_for(slot, event.device_id, event.event_id),
+        task_id=task_id_for(slot_key(place.key, event.category), event.device_id, event.event_id),
         status=Status.REGISTERED,
         domain=event.domain,
         category=event.category,
@@ -283,8 +291,8 @@ def _open(
     ]
     task = registered
     if place.chief_id is not None:
-        task = replace(
-            registered, status=Status.DISPATCHED, assignee=place.chief_id, dispatched_at=at
+        task = registered.replace(
+            status=Status.DISPATCHED, assignee=place.chief_id, dispatched_at=at
         )
         changes.append(
             Change(
@@ -306,11 +314,11 @@ def _merge(
         sources = (*sources, event.source)
     priority = higher(task.priority, priority_of(event.domain, event.effective_severity))
     at = max(task.updated_at, event.occurred_at)
-    merged = replace(task, event_ids=task.event_ids + new_ids, sources=sources, updated_at=at)
+    merged = task.replace(event_ids=task.event_ids + new_ids, sources=sources, updated_at=at)
     seq = state.seq + 1
     changes = [Change(merged, _transition(merged, seq, TaskEventType.MERGED, at=at, event=event))]
     if priority != task.priority:
-        merged = replace(merged, priority=priority)
+        merged = merged.replace(priority=priority)
         seq += 1
         changes.append(
             Change(
@@ -364,7 +372,6 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
     if key in state.keys or key in state.task_keys:
         return Outcome(state, (), Result.DUPLICATE)
     category = CATEGORIES[event.category]
-    slot = slot_key(place.key, event.category)
 
     event_ids: tuple[str, ...] = (event.event_id,)
     sensors = state.sensors
@@ -379,10 +386,17 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
         if step.verdict is Verdict.REPEAT:
             return Outcome(state, (), Result.DUPLICATE)
         sensors = _with_track(state, step.track)
-        if step.verdict is Verdict.BELOW:
-            return Outcome(replace(state, sensors=sensors), (), Result.BELOW)
-        if step.verdict is Verdict.PENDING:
-            return Outcome(replace(state, sensors=sensors), (), Result.PENDING)
+        if step.verdict is not Verdict.SUSTAINED:
+            result = Result.BELOW if step.verdict is Verdict.BELOW else Result.PENDING
+            # Built field by field: dataclasses.replace costs several times as much.
+            tracked = SlotState(
+                task=state.task,
+                seq=state.seq,
+                keys=state.keys,
+                task_keys=state.task_keys,
+                sensors=sensors,
+            )
+            return Outcome(tracked, (), result)
         event_ids = step.event_ids
 
     task = state.task
@@ -403,12 +417,11 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
         result = Result.MERGED
     else:
         task, changes, seq = _open(
-            state, event, event_ids, place=place, slot=slot, category=category, config=config
+            state, event, event_ids, place=place, category=category, config=config
         )
         result = Result.CREATED
 
-    newest = max([event.occurred_at, *state.keys.values()])
-    keys = _prune(state.keys, newest, config.dedup_horizon)
+    keys = _prune(state.keys, event.occurred_at, config.dedup_horizon)
     # Every reading of a sustained run joins the task; all come from this event's device.
     joined = {f"{event.device_id}\x1f{event_id}" for event_id in event_ids}
     for joined_key in joined:

@@ -41,6 +41,8 @@ _CELL_LAT: Final = CELL_SIZE_M / METRES_PER_DEGREE
 _MIN_COS: Final = 0.01
 # Float slack, in cells, on every box: a point exactly on a cell boundary is never missed.
 _SLACK: Final = 1e-9
+_POINTS_KEPT: Final = 100_000
+"""Places of points remembered between registry changes; a bound keeps memory flat."""
 
 
 class Place(NamedTuple):
@@ -133,6 +135,9 @@ class RoadIndex:
         self._roads: dict[str, Road] = {}
         self._cells: dict[tuple[int, int], list[_Segment]] = {}
         self._cells_of: dict[str, set[tuple[int, int]]] = {}
+        self._points: dict[tuple[float, float], Place] = {}
+        """Places of the points looked up since the registry last changed: fixed sensors give
+        the same point with every reading, and the nearest-road search is the costly part."""
         for road in roads:
             self.put(road)
 
@@ -149,6 +154,7 @@ class RoadIndex:
     def put(self, road: Road) -> None:
         """Insert ``road``, or replace the road of that id (its old segments leave the index)."""
         self.remove(road.road_id)
+        self._points.clear()
         self._roads[road.road_id] = road
         cells: set[tuple[int, int]] = set()
         for line in road.segments:
@@ -161,7 +167,8 @@ class RoadIndex:
 
     def remove(self, road_id: str) -> None:
         """Forget road ``road_id``; forgetting a road the registry does not know does nothing."""
-        self._roads.pop(road_id, None)
+        if self._roads.pop(road_id, None) is not None:
+            self._points.clear()
         for cell in self._cells_of.pop(road_id, ()):
             kept = [s for s in self._cells[cell] if s.road_id != road_id]
             if kept:
@@ -224,9 +231,18 @@ class RoadIndex:
             return Place(road.road_id, road.road_id, road.community, road.chief_id)
         if location.lat is None or location.lon is None:
             raise ValueError("a location needs a road_id or both lat and lon")
-        found = self.nearest(location.lat, location.lon)
+        point = (location.lat, location.lon)
+        place = self._points.get(point)
+        if place is None:
+            if len(self._points) >= _POINTS_KEPT:
+                self._points.clear()
+            place = self._points[point] = self._place_of_point(*point)
+        return place
+
+    def _place_of_point(self, lat: float, lon: float) -> Place:
+        found = self.nearest(lat, lon)
         if found is None:
-            return Place(grid_cell(location.lat, location.lon), None, None, None)
+            return Place(grid_cell(lat, lon), None, None, None)
         road = found[0]
         return Place(road.road_id, road.road_id, road.community, road.chief_id)
 

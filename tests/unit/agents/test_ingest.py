@@ -128,3 +128,27 @@ async def test_merge_publishes_each_change_and_the_task_and_slot_once_per_batch(
     assert state.task is not None
     assert len(state.task_keys) == 2
     assert loads(merge_sink.sent[3]["value"]) == state.task.to_wire()
+
+
+async def test_merge_skips_a_placed_event_that_no_longer_decodes(
+    registry: RegistryFeed, caplog: pytest.LogCaptureFixture
+) -> None:
+    ingest_sink, merge_sink = RecordingSink(), RecordingSink()
+    raw = event_bytes(domain="sanitation", category="3001", location={"road_id": "yulong-st"})
+    await Ingest(SETTINGS, registry, ingest_sink)(  # type: ignore[arg-type]
+        _batch("t.city.events.sanitation", raw)
+    )
+    [hop] = ingest_sink.sent
+    store = SlotStore(SETTINGS, merge_sink)  # type: ignore[arg-type]
+    store.hold(0)
+    records = [
+        ConsumerRecord("unit-placed", 0, i, 0, 0, hop["key"], value, None, 1, 1, hop["headers"])
+        for i, value in enumerate([b'{"event_id": 1}', b"\xff", raw])
+    ]
+    merge = Merge(SETTINGS, MergeConfig(), store, merge_sink)
+    await merge({TopicPartition("unit-placed", 0): records})  # type: ignore[arg-type]
+    assert [s["topic"] for s in merge_sink.sent] == ["t.city.tasks.events"] * 2 + [
+        "t.city.tasks.state",
+        "unit-slots-changelog",
+    ]
+    assert caplog.text.count("placed event no longer decodes") == 2

@@ -3,7 +3,7 @@ and what it accepts survives a round trip through the wire form."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,13 +11,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.categories import CATEGORIES
-from schemas.codec import Rejection, decode_event, decode_feedback, decode_road
+from schemas.codec import (
+    Rejection,
+    decode_accepted_event,
+    decode_event,
+    decode_feedback,
+    decode_road,
+    parse_timestamp,
+)
 from schemas.enums import Domain, RejectReason
 from schemas.event import Event
 from schemas.feedback import Feedback
 from schemas.json import dumps
 from schemas.road import Road
-from tests.factories import NOW, event_bytes, event_dict, feedback_dict, road_dict, with_literal
+from tests.factories import (
+    NOW,
+    event_bytes,
+    event_dict,
+    evidence_item,
+    feedback_dict,
+    road_dict,
+    with_literal,
+)
 from tests.unit.schemas.strategies import (
     FAR_FUTURE,
     json_values,
@@ -188,3 +203,68 @@ def test_decoding_is_deterministic(source: str, minutes: int) -> None:
     raw = dumps(event_dict(source))
     now = NOW + timedelta(minutes=minutes)
     assert decode_event(raw, now=now) == decode_event(raw, now=now)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_events() | near_valid_events() | mutated_events())
+def test_accepted_bytes_decode_again_to_the_same_event_unchecked(event: dict[str, Any]) -> None:
+    # The merge stage rebuilds the events ingest accepted without checking them again.
+    raw = dumps(event)
+    decoded = decode_event(raw, now=FAR_FUTURE)
+    if isinstance(decoded, Event):
+        # repr tells 1 from 1.0, which == does not.
+        assert repr(decode_accepted_event(raw)) == repr(decoded)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(event_bytes(), id="terminal"),
+        pytest.param(
+            event_bytes(
+                "sensor", "environment", reading={"metric": "pm25", "value": 180, "unit": "ug/m3"}
+            ),
+            id="integer-reading",
+        ),
+        pytest.param(
+            event_bytes(location={"lat": 34, "lon": 113, "road_id": "yulong-st"}),
+            id="integer-point",
+        ),
+        pytest.param(
+            event_bytes(
+                evidence=[evidence_item(uri=None), {"sha256": "AB" * 32, "media_type": "x"}]
+            ),
+            id="upper-case-hash-and-null-uri",
+        ),
+        pytest.param(event_bytes(description=None, severity=None), id="explicit-nulls"),
+        pytest.param(event_bytes(severity="extreme", vendor={"fw": 3}), id="extra-field"),
+        pytest.param(
+            with_literal(event_dict(), "occurred_at", b'"2026-11-29t09:30:00.123456789z"'),
+            id="lower-case-timestamp",
+        ),
+    ],
+)
+def test_accepted_bytes_decode_again_to_the_same_event_unchecked_examples(raw: bytes) -> None:
+    decoded = decode_event(raw, now=FAR_FUTURE)
+    assert isinstance(decoded, Event), decoded
+    assert repr(decode_accepted_event(raw)) == repr(decoded)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - naive bounds, made aware below
+        max_value=datetime(9999, 1, 1),  # noqa: DTZ001
+        timezones=st.integers(-23 * 60 - 59, 23 * 60 + 59).map(
+            lambda minutes: timezone(timedelta(minutes=minutes))
+        ),
+    ),
+    st.integers(1, 60),
+)
+def test_timestamps_of_one_offset_share_their_tzinfo(at: datetime, minutes: int) -> None:
+    # Shared, they compare without computing offsets; the values must not change.
+    later = at + timedelta(minutes=minutes)
+    first, second = parse_timestamp(at.isoformat()), parse_timestamp(later.isoformat())
+    assert first.tzinfo is second.tzinfo
+    assert (first.isoformat(), second.isoformat()) == (at.isoformat(), later.isoformat())
+    assert parse_timestamp(at.isoformat().replace("T", "t")) == at

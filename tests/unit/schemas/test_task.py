@@ -169,3 +169,109 @@ def test_any_task_round_trips_through_json(**fields: Any) -> None:
     wire = task.to_wire()
     assert set(wire) >= CONTRACT_TASK_FIELDS
     assert Task.from_wire(loads(dumps(wire))) == task
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _spelled_out(task: Task) -> dict[str, Any]:
+    """The contract's task object, every value converted by hand."""
+    return {
+        "task_id": task.task_id,
+        "status": task.status.value,
+        "domain": task.domain.value,
+        "category": task.category,
+        "priority": task.priority.value,
+        "place": task.place,
+        "road_id": task.road_id,
+        "community": task.community,
+        "assignee": task.assignee,
+        "created_at": _iso(task.created_at),
+        "updated_at": _iso(task.updated_at),
+        "due_at": _iso(task.due_at),
+        "event_ids": list(task.event_ids),
+        "sources": [s.value for s in task.sources],
+        "rework_count": task.rework_count,
+        "rebound_of": task.rebound_of,
+        "closed_at": _iso(task.closed_at),
+        "cancel_reason": task.cancel_reason,
+        "dispatched_at": _iso(task.dispatched_at),
+        "handled_at": _iso(task.handled_at),
+        "suspended_at": _iso(task.suspended_at),
+        "overdue": task.overdue,
+    }
+
+
+_any_offset = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+_any_instant = st.datetimes(
+    min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - naive bounds, made aware by timezones
+    max_value=datetime(9999, 1, 1),  # noqa: DTZ001
+    timezones=_any_offset | st.just(UTC),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    status=st.sampled_from(Status),
+    created_at=_any_instant,
+    updated_at=_any_instant,
+    closed_at=st.none() | _any_instant,
+    dispatched_at=st.none() | _any_instant,
+    handled_at=st.none() | _any_instant,
+    suspended_at=st.none() | _any_instant,
+    cancel_reason=st.none() | _ids,
+    overdue=st.booleans(),
+)
+def test_the_encoded_task_spells_times_and_enums_as_the_contract_does(**fields: Any) -> None:
+    # The encoder writes datetimes and enums itself; the bytes must be the hand-spelled ones.
+    task = _task(**fields)
+    assert dumps(task.wire_fields()) == dumps(_spelled_out(task))
+    assert task.to_wire() == _spelled_out(task)
+
+
+@settings(max_examples=100, deadline=None)
+@given(at=_any_instant, kind=st.sampled_from(TaskEventType), detail=st.none() | _ids)
+def test_the_encoded_task_event_spells_times_and_enums_as_the_contract_does(
+    at: datetime, kind: TaskEventType, detail: str | None
+) -> None:
+    event = TaskEvent("t-1:2", "t-1", 2, kind, at, Status.ACCEPTED, Priority.P3, None, "e", detail)
+    spelled = {
+        "id": "t-1:2",
+        "task_id": "t-1",
+        "seq": 2,
+        "type": kind.value,
+        "at": at.isoformat(),
+        "status": "accepted",
+        "priority": "P3",
+        "actor_id": None,
+        "event_id": "e",
+        "detail": detail,
+    }
+    assert dumps(event.wire_fields()) == dumps(spelled)
+    assert event.to_wire() == spelled
+
+
+_changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(Status),
+        "priority": st.sampled_from(Priority),
+        "assignee": st.none() | _ids,
+        "updated_at": _any_instant,
+        "event_ids": st.lists(_ids, max_size=3).map(tuple),
+        "sources": st.lists(st.sampled_from(Source), max_size=3).map(tuple),
+        "rework_count": st.integers(0, 5),
+        "closed_at": st.none() | _any_instant,
+        "overdue": st.booleans(),
+    },
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_changes)
+def test_task_replace_is_dataclasses_replace(changes: dict[str, Any]) -> None:
+    task = _task(rebound_of="t-0", cancel_reason="x", handled_at=_CREATED, suspended_at=_CREATED)
+    assert task.replace(**changes) == replace(task, **changes)

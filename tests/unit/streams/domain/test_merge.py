@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from streams.domain.merge import (
     Outcome,
     Result,
     SlotState,
+    _prune,
     decide,
     forgettable,
     slot_key,
@@ -840,3 +842,57 @@ def test_a_slot_knows_which_reports_joined_its_task() -> None:
     assert state.in_task(report("second", source=Source.CAMERA))
     assert not state.in_task(report("never-sent"))
     assert not state.in_task(report("first", device_id="another-device"))
+
+
+def _prune_everything(
+    keys: dict[str, datetime], at: datetime, horizon: timedelta
+) -> dict[str, datetime]:
+    """The dedup rule spelled out: keep the keys within ``horizon`` of the newest key or ``at``."""
+    floor = max([at, *keys.values()]) - horizon
+    return {k: t for k, t in keys.items() if t >= floor}
+
+
+# Mostly a few minutes apart, so keys fall on the horizon's edge; sometimes days.
+_minutes_apart = st.integers(-20, 20) | st.integers(-3 * 24 * 60, 3 * 24 * 60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ages=st.dictionaries(st.text(max_size=3), _minutes_apart, max_size=8),
+    at=_minutes_apart,
+    horizon_minutes=st.integers(0, 20) | st.integers(0, 3 * 24 * 60),
+    zones=st.lists(st.sampled_from([0, 8 * 60, -330]), min_size=1, max_size=3),
+)
+def test_pruning_keeps_exactly_the_keys_within_the_dedup_horizon(
+    ages: dict[str, int], at: int, horizon_minutes: int, zones: list[int]
+) -> None:
+    # The shortcut (nothing to forget: copy the keys) must give what the full filter gives.
+    def instant(minutes: int, n: int) -> datetime:
+        zone = timezone(_minutes(zones[n % len(zones)]))
+        return (T0 + _minutes(minutes)).astimezone(zone)
+
+    keys = {k: instant(m, n) for n, (k, m) in enumerate(ages.items())}
+    horizon = _minutes(horizon_minutes)
+    pruned = _prune(MappingProxyType(keys), instant(at, 0), horizon)
+    assert pruned == _prune_everything(keys, instant(at, 0), horizon)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "d"]), _minutes_apart),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_slot_remembers_the_reports_of_the_dedup_horizon(reports: list[tuple[str, int]]) -> None:
+    config = MergeConfig(dedup_horizon=timedelta(minutes=15))
+    state = SlotState()
+    remembered: dict[str, datetime] = {}
+    for n, (device, minutes) in enumerate(reports):
+        event = report(f"e-{n}", device_id=device, at=T0 + _minutes(minutes))
+        state = decide(state, event, YULONG, config).state
+        remembered[f"{device}\x1fe-{n}"] = event.occurred_at
+        remembered = _prune_everything(remembered, event.occurred_at, config.dedup_horizon)
+        remembered |= {f"{device}\x1fe-{n}": event.occurred_at}
+        assert dict(state.keys) == remembered

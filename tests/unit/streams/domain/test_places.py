@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from itertools import pairwise
 
 import pytest
@@ -216,3 +217,19 @@ def test_nearest_equals_a_scan_of_every_segment(
         found = index.nearest(lat, lon)
         got = ("", math.inf) if found is None else (found[0].road_id, found[1])
         assert got == _brute_force(registry, lat, lon, radius)
+
+
+def test_a_point_looked_up_before_a_registry_change_gets_the_new_answer() -> None:
+    # Sensors repeat their point, so its place is remembered: until the registry changes.
+    index = RoadIndex([NORTH_SOUTH])
+    sensor = _point(0, 50)
+    assert index.place_of(sensor) == _cell(0, 50)
+    index.put(EAST_WEST)
+    assert index.place_of(sensor) == _on(EAST_WEST)
+    new_chief = replace(EAST_WEST, chief_id="chief-new")
+    index.put(new_chief)
+    assert index.place_of(sensor) == _on(new_chief)
+    index.remove("never-there")
+    assert index.place_of(sensor) == _on(new_chief)
+    index.remove("yulong-st")
+    assert index.place_of(sensor) == _cell(0, 50)
