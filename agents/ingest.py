@@ -20,7 +20,7 @@ from agents.dead_letters import send_to_dlq
 from schemas.codec import Rejection, decode_event, decode_feedback
 from schemas.enums import Domain, RejectReason
 from schemas.event import Event
-from schemas.json import dumps
+from schemas.json import dumps_kept
 from streams import metrics
 from streams.domain.merge import slot_key, slot_of_task
 from streams.domain.places import Place
@@ -112,7 +112,7 @@ class Ingest:
         if header is None:
             if len(self._place_headers) >= _PLACE_CACHE:
                 self._place_headers.clear()
-            header = self._place_headers[place] = (PLACE_HEADER, dumps(place._asdict()))
+            header = self._place_headers[place] = (PLACE_HEADER, dumps_kept(place._asdict()))
         await self.sink.send(
             self.placed,
             raw,

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from schemas.json import dumps
+from schemas.json import dumps, dumps_kept
 from streams import metrics
 from streams.app import app, kpi_topic, registry, settings, taskbook
 from streams.domain.kpi import Counts, KpiReport, kpi_report
@@ -81,7 +81,9 @@ async def publish_kpis() -> None:
     for road in report.roads:
         wire = road.to_wire()
         # as_of and window_start move every run; compare the rest, so unchanged roads stay put.
-        fingerprint = dumps({k: v for k, v in wire.items() if k not in ("as_of", "window_start")})
+        fingerprint = dumps_kept(
+            {k: v for k, v in wire.items() if k not in ("as_of", "window_start")}
+        )
         if _published.get(road.road_id) == fingerprint:
             continue
         await kpi_topic.send(key=road.road_id.encode(), value=dumps(wire))

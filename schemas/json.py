@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JSONDecodeError", "dumps", "dumps_pretty", "loads"]
+__all__ = ["JSONDecodeError", "dumps", "dumps_kept", "dumps_pretty", "loads"]
 
 JSONDecodeError = orjson.JSONDecodeError
 
@@ -22,6 +22,17 @@ def dumps(value: Any) -> bytes:
     written as ``isoformat()`` does for every offset in whole minutes (RFC 3339 has no other).
     """
     return orjson.dumps(value, option=_OPTIONS)
+
+
+def dumps_kept(value: Any) -> bytes:
+    """:func:`dumps`, for a value that is kept (a cache, a list of messages).
+
+    orjson returns its whole write buffer behind the bytes object it hands back: at least 4 KiB
+    for the shortest value, about 8 times the length of long ones (measured with tracemalloc,
+    orjson 3.13). Sent at once, that costs nothing; kept, a 70-byte header held 4 KiB, and a
+    cache of 100,000 of them 400 MiB. The copy holds only the JSON (0.6 us).
+    """
+    return bytes(memoryview(orjson.dumps(value, option=_OPTIONS)))
 
 
 def dumps_pretty(value: Any) -> bytes:

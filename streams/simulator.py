@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.categories import CATEGORIES, Category
 from schemas.enums import Action, Domain, Source, Status
-from schemas.json import dumps
+from schemas.json import dumps_kept
 from schemas.road import Point, Road
 from schemas.task import Task
 from streams.domain.merge import slot_key, slot_of_task
@@ -74,11 +74,11 @@ _OFF_ROAD_SHARE = 0.05
 _OFF_ROAD_SENSORS = 4
 _MANUAL_SOURCES = (Source.TERMINAL, Source.CAMERA, Source.DRONE, Source.HOTLINE)
 _MALFORMED: tuple[Callable[[dict[str, Any]], bytes], ...] = (
-    lambda e: dumps(e)[:-7],  # truncated in flight
-    lambda e: dumps({k: v for k, v in e.items() if k != "occurred_at"}),
-    lambda e: dumps({**e, "category": "9999"}),
-    lambda e: dumps({**e, "occurred_at": "yesterday"}),
-    lambda e: b"\xff\xfe" + dumps(e),
+    lambda e: dumps_kept(e)[:-7],  # truncated in flight
+    lambda e: dumps_kept({k: v for k, v in e.items() if k != "occurred_at"}),
+    lambda e: dumps_kept({**e, "category": "9999"}),
+    lambda e: dumps_kept({**e, "occurred_at": "yesterday"}),
+    lambda e: b"\xff\xfe" + dumps_kept(e),
 )
 
 
@@ -341,7 +341,7 @@ def messages(
             event = _event(rng, seq, now())
         domain = Domain(event["domain"])
         bad = rng.random() < config.bad_ratio
-        value = rng.choice(_MALFORMED)(event) if bad else dumps(event)
+        value = rng.choice(_MALFORMED)(event) if bad else dumps_kept(event)
         key = config.keys.signing_key(event["device_id"])
         headers = ((SIGNATURE_HEADER, sign(key, value)),) if key is not None else ()
         yield Message(domain, event["device_id"].encode(), value, headers)
@@ -406,7 +406,7 @@ def feedback_message(plan: Plan, at: datetime) -> bytes:
     }
     if plan.note is not None:
         message["note"] = plan.note
-    return dumps(message)
+    return dumps_kept(message)
 
 
 class _Planned(NamedTuple):
