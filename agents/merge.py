@@ -262,6 +262,13 @@ class Merge:
             origin = Origin.from_headers(dict(record.headers or ()))
             await send_to_dlq(self.sink, self.dlq, rejection, origin, record.value)
             return
+        if result.result is Result.DUPLICATE:
+            # Applied before (a retry, or a replay after a crash): as for a repeated report, the
+            # task's state is written again in case that moment's outputs were lost.
+            self.tally.add(metrics.FEEDBACK_CONSUMED, "duplicate")
+            if result.state.task is not None:
+                self.publish_task(result.state.task, result.state.seq)
+            return
         self.tally.add(metrics.FEEDBACK_CONSUMED, "applied")
         await self._store_and_publish(partition, key, result)
 

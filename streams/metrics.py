@@ -105,7 +105,7 @@ TASKS_MERGED = Counter(
 )
 FEEDBACK_CONSUMED = Counter(
     "citygrid_feedback_consumed_total",
-    "Feedback messages read from city.feedback, by outcome (applied or dead-lettered).",
+    "Feedback messages read from city.feedback, by outcome (applied, duplicate or dead_lettered).",
     ["outcome"],
     registry=REGISTRY,
 )

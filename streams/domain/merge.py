@@ -138,6 +138,8 @@ class SlotState:
     task_keys: frozenset[str] = frozenset()
     """Event keys merged into ``task``: remembered as long as the task is, whatever their age."""
     sensors: tuple[SensorTrack, ...] = ()
+    feedback: frozenset[str] = frozenset()
+    """Feedback applied to ``task`` (:func:`feedback_key`): a replay of one changes nothing."""
 
     def in_task(self, event: Event) -> bool:
         """Whether ``event`` is one of the reports merged into the slot's current task."""
@@ -155,6 +157,7 @@ class SlotState:
             "keys": self.keys.copy(),
             "task_keys": sorted(self.task_keys),
             "sensors": [t.to_wire() for t in self.sensors],
+            "feedback": sorted(self.feedback),
         }
 
     @classmethod
@@ -166,6 +169,7 @@ class SlotState:
             keys=MappingProxyType({k: _datetime(v) for k, v in obj.get("keys", {}).items()}),
             task_keys=frozenset(obj.get("task_keys", ())),
             sensors=tuple(SensorTrack.from_wire(t) for t in obj.get("sensors", ())),
+            feedback=frozenset(obj.get("feedback", ())),
         )
 
 
@@ -395,6 +399,7 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
                 keys=state.keys,
                 task_keys=state.task_keys,
                 sensors=sensors,
+                feedback=state.feedback,
             )
             return Outcome(tracked, (), result)
         event_ids = step.event_ids
@@ -426,8 +431,13 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
     joined = {f"{event.device_id}\x1f{event_id}" for event_id in event_ids}
     for joined_key in joined:
         keys[joined_key] = event.occurred_at
-    task_keys = state.task_keys | joined if result is Result.MERGED else frozenset(joined)
+    merged = result is Result.MERGED
     new_state = SlotState(
-        task=task, seq=seq, keys=MappingProxyType(keys), task_keys=task_keys, sensors=sensors
+        task=task,
+        seq=seq,
+        keys=MappingProxyType(keys),
+        task_keys=state.task_keys | joined if merged else frozenset(joined),
+        sensors=sensors,
+        feedback=state.feedback if merged else frozenset(),
     )
     return Outcome(new_state, changes, result)

@@ -18,7 +18,7 @@ from streams.domain.lifecycle import Refusal, Transition, apply, mark_overdue
 from streams.domain.merge import Change, MergeConfig, Outcome, Result, SlotState, task_event
 from streams.domain.sla import resumed_due_at
 
-__all__ = ["Refused", "on_feedback", "on_tick"]
+__all__ = ["Refused", "feedback_key", "on_feedback", "on_tick"]
 
 
 class Refused(NamedTuple):
@@ -45,8 +45,20 @@ def _step(state: SlotState, transition: Transition, *, actor_id: str | None) -> 
     )
 
 
+def feedback_key(feedback: Feedback) -> str:
+    """What makes two feedback messages the same one: a terminal's retry, or a replay after a
+    crash, repeats all of it."""
+    return "\x1f".join(
+        (feedback.action.value, feedback.actor_id, feedback.at.isoformat(), feedback.assignee or "")
+    )
+
+
 def on_feedback(state: SlotState, feedback: Feedback, config: MergeConfig) -> Outcome | Refused:
-    """Apply one feedback message to the slot's task (``config`` gives the task's clock)."""
+    """Apply one feedback message to the slot's task (``config`` gives the task's clock).
+
+    Feedback already applied to the task changes nothing (``Result.DUPLICATE``): at-least-once
+    delivery replays it after a crash, and terminals retry, and neither is an invalid transition.
+    """
     task = state.task
     if task is None or task.task_id != feedback.task_id:
         current = "none" if task is None else task.task_id
@@ -54,6 +66,9 @@ def on_feedback(state: SlotState, feedback: Feedback, config: MergeConfig) -> Ou
             RejectReason.UNKNOWN_TASK,
             f"no task {feedback.task_id} at this place (current task: {current})",
         )
+    key = feedback_key(feedback)
+    if key in state.feedback:
+        return Outcome(state, (), Result.DUPLICATE)
 
     clock = config.clock_for(CATEGORIES[task.category])
 
@@ -65,7 +80,8 @@ def on_feedback(state: SlotState, feedback: Feedback, config: MergeConfig) -> Ou
     result = apply(task, feedback, resume_due=resume_due)
     if isinstance(result, Refusal):
         return Refused(result.reason, result.detail)
-    return _step(state, result, actor_id=feedback.actor_id)
+    step = _step(state, result, actor_id=feedback.actor_id)
+    return step._replace(state=replace(step.state, feedback=state.feedback | {key}))
 
 
 def on_tick(state: SlotState, now: datetime) -> Outcome | None:

@@ -78,12 +78,15 @@ def _report(settings: Settings, event_id: str, category: str, road: str, at: dat
     run(produce(settings.bootstrap_servers, [(topic, b"cam-lifecycle", dumps(event))]))
 
 
-def _feedback(settings: Settings, task_id: str, action: str, **fields: Any) -> None:
+def _feedback(
+    settings: Settings, task_id: str, action: str, *, copies: int = 1, **fields: Any
+) -> None:
     message = feedback_dict(
         action, task_id=task_id, at=datetime.now(UTC).isoformat(), actor_id="officer-9", **fields
     )
     topic = f"{settings.topic_prefix}city.feedback"
-    run(produce(settings.bootstrap_servers, [(topic, task_id.encode(), dumps(message))]))
+    sent = [(topic, task_id.encode(), dumps(message))] * copies
+    run(produce(settings.bootstrap_servers, sent))
 
 
 def test_a_task_lives_through_rework_closure_and_rebound(
@@ -114,7 +117,8 @@ def test_a_task_lives_through_rework_closure_and_rebound(
         ("handle", "handled", {}),
         ("verify_pass", "closed", {"rework_count": 1}),
     ]:
-        _feedback(settings, task_id, action)
+        # Each accept arrives twice, as a terminal's retry would: applied once, no refusal.
+        _feedback(settings, task_id, action, copies=2 if action == "accept" else 1)
         _until(settings, status_is(status, **fields))
 
     # The stall is back the next day: a rebound of the closed task.
@@ -152,6 +156,7 @@ def test_a_task_lives_through_rework_closure_and_rebound(
     metrics = worker.metrics()
     assert sample(metrics, "citygrid_task_reworks_total", domain="citymgmt") == 1
     assert sample(metrics, "citygrid_task_rebounds_total", domain="citymgmt") == 1
+    assert sample(metrics, "citygrid_feedback_consumed_total", outcome="duplicate") == 2
 
     # The leader publishes the road's evaluation: the rework and the rebound count against it.
     deadline = time.monotonic() + 30

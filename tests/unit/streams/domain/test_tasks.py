@@ -60,6 +60,30 @@ def test_feedback_for_another_task_at_the_slot_is_an_unknown_task() -> None:
     assert isinstance(empty, Refused) and empty.reason is RejectReason.UNKNOWN_TASK
 
 
+def test_feedback_applied_before_is_a_duplicate_not_an_invalid_transition() -> None:
+    # A terminal's retry, or the replay of an uncommitted batch after a crash.
+    state = _opened()
+    accept = _feedback(state, Action.ACCEPT, T0)
+    applied = on_feedback(state, accept, CONFIG)
+    assert not isinstance(applied, Refused)
+    again = on_feedback(applied.state, accept, CONFIG)
+    assert not isinstance(again, Refused)
+    assert again.result is Result.DUPLICATE
+    assert again.changes == () and again.state is applied.state
+    # The same action at another time is new feedback, judged by the lifecycle.
+    later = on_feedback(applied.state, replace(accept, at=T0 + timedelta(minutes=1)), CONFIG)
+    assert isinstance(later, Refused) and later.reason is RejectReason.INVALID_TRANSITION
+    # Remembered across the changelog, and forgotten when the slot's next task opens.
+    assert SlotState.from_wire(applied.state.to_wire()) == applied.state
+    handled = on_feedback(applied.state, _feedback(state, Action.HANDLE, T0), CONFIG)
+    assert not isinstance(handled, Refused)
+    closed = on_feedback(handled.state, _feedback(state, Action.VERIFY_PASS, T0), CONFIG)
+    assert not isinstance(closed, Refused) and len(closed.state.feedback) == 3
+    rebound, _ = fold([report("next", at=T0 + timedelta(days=1))], state=closed.state)
+    assert rebound.task is not None and rebound.task.rebound_of is not None
+    assert rebound.feedback == frozenset()
+
+
 def test_resume_gives_back_the_working_time_left_at_suspension() -> None:
     # Office calendar: Mon-Fri 08:30-12:00, 14:00-18:00. Vending (4001) has 120 working minutes.
     config = MergeConfig(calendar=OFFICE)
