@@ -117,11 +117,14 @@ class Settings:
     )
     store: str = _setting(
         "rocksdb://",
-        "Faust's table store (citygrid's slots are not a Faust table: they live in memory, "
-        "backed by `<app_id>-slots-changelog`); `memory://` for tests and throwaway runs.",
+        "Faust's table store (citygrid's slots are not a Faust table: open tasks' slots live in "
+        "memory, closed ones on local disk, all backed by `<app_id>-slots-changelog`); "
+        "`memory://` for tests and throwaway runs.",
     )
     data_dir: Path = _setting(
-        Path("var/citygrid"), "Directory for the worker's table store and local state."
+        Path("var/citygrid"),
+        "Directory for the worker's local state: Faust's table store, and the closed tasks' slots "
+        "(slots/).",
     )
     merge_window: float = _setting(
         1800.0,
