@@ -73,7 +73,7 @@ class Ingest:
         for tp, records in batch.items():
             if tp.topic == self.feedback_topic:
                 for record in records:
-                    await self._feedback(record)
+                    await self._feedback(record, now)
                 continue
             domain = domain_of_topic(self.settings, tp.topic)
             label = domain.value if domain else "unknown"
@@ -121,9 +121,9 @@ class Ingest:
         )
         return True
 
-    async def _feedback(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _feedback(self, record: ConsumerRecord[bytes, bytes], now: datetime) -> None:
         origin = _origin(record)
-        result = decode_feedback(record.value, max_bytes=self.max_bytes)
+        result = decode_feedback(record.value, max_bytes=self.max_bytes, now=now)
         if not isinstance(result, Rejection):
             slot = slot_of_task(result.task_id)
             if slot is not None:

@@ -400,12 +400,20 @@ def decode_accepted_event(raw: bytes) -> Event:
     )  # fmt: skip
 
 
-def _feedback(raw: bytes, max_bytes: int) -> Feedback:
+def _feedback(raw: bytes, max_bytes: int, now: datetime | None) -> Feedback:
     obj = _object(raw, max_bytes)
     task_id = _string(obj, "task_id", TASK_ID_MAX)
     action: Action = _choice(obj, "action", _ACTIONS)
     actor_id = _string(obj, "actor_id", ID_MAX)
     at = _timestamp(obj.get("at"), "at")
+    if now is not None and at - now > _FUTURE_SKEW:
+        # An action dated years ahead would become the task's handled or closed time, and
+        # every duration and KPI computed from it.
+        _fail(
+            f"at {at.isoformat()} is more than {FUTURE_SKEW_SECONDS} s ahead of the processing "
+            f"clock {now.isoformat()}",
+            RejectReason.FUTURE_TIMESTAMP,
+        )
     note = _string(obj, "note", NOTE_MAX, False)
     evidence = _evidence(obj.get("evidence"))
     assignee = _string(obj, "assignee", ID_MAX, action is Action.DISPATCH)
@@ -424,11 +432,15 @@ def _feedback(raw: bytes, max_bytes: int) -> Feedback:
 
 
 def decode_feedback(
-    raw: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    raw: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, now: datetime | None = None
 ) -> Feedback | Rejection:
-    """Decode and validate one feedback message (task existence is checked by the caller)."""
+    """Decode and validate one feedback message (task existence is checked by the caller).
+
+    ``now`` is the processing clock (timezone-aware) for the future-timestamp rule, as for events;
+    None leaves that rule out (a message checked again after ingest accepted it).
+    """
     try:
-        return _feedback(raw, max_bytes)
+        return _feedback(raw, max_bytes, now)
     except _Invalid as exc:
         return Rejection(exc.reason, exc.detail)
     except RecursionError:

@@ -111,7 +111,7 @@ def prepare(
     if kind is None:
         return _undetected(raw, now, limit)
     if kind == "feedback":
-        feedback = decode_feedback(raw, max_bytes=limit)
+        feedback = decode_feedback(raw, max_bytes=limit, now=now)
         if isinstance(feedback, Rejection):
             return feedback
         return Outgoing(

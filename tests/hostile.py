@@ -571,9 +571,8 @@ def _far(rng: random.Random, ctx: Context, *, future: bool) -> str:
 
 def _far_future(rng: random.Random, kind: Kind, base: Message, ctx: Context) -> Built:
     at = _far(rng, ctx, future=True)
-    if kind == "feedback":  # no rule bounds a feedback's time: its task is what is missing
-        return _encode({**base, "at": at}), _UNKNOWN_TASK
-    return _encode({**base, "occurred_at": at}), frozenset({RejectReason.FUTURE_TIMESTAMP})
+    field = "at" if kind == "feedback" else "occurred_at"
+    return _encode({**base, field: at}), frozenset({RejectReason.FUTURE_TIMESTAMP})
 
 
 def _far_past(rng: random.Random, kind: Kind, base: Message, ctx: Context) -> Built:

@@ -168,3 +168,17 @@ def test_null_for_an_optional_field_is_treated_as_absent(field: str) -> None:
 def test_unknown_fields_are_kept_in_extra() -> None:
     feedback = _accepted(feedback_bytes("accept", console="dispatch-3", gps=[113.78, 34.72]))
     assert feedback.extra == {"console": "dispatch-3", "gps": [113.78, 34.72]}
+
+
+def test_feedback_dated_ahead_of_the_clock_is_a_future_timestamp() -> None:
+    # Its time would become the task's handled or closed time, and every duration from it.
+    now = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
+    skewed = feedback_bytes("accept", at=(now + timedelta(seconds=299)).isoformat())
+    assert isinstance(decode_feedback(skewed, now=now), Feedback)
+    ahead = feedback_bytes("accept", at="9999-12-31T23:59:59+08:00")
+    result = decode_feedback(ahead, now=now)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.FUTURE_TIMESTAMP
+    assert "9999-12-31T23:59:59+08:00" in result.detail
+    # Without a clock (a message checked again after ingest accepted it) the rule is left out.
+    assert isinstance(decode_feedback(ahead), Feedback)

@@ -64,7 +64,7 @@ anything quadratic in 64 KiB, or a backtracking regex, takes seconds."""
 
 def _decode(message: Hostile) -> Event | Feedback | Rejection:
     if message.topic == FEEDBACK_TOPIC:
-        return decode_feedback(message.value)
+        return decode_feedback(message.value, now=_CTX.clock)
     return decode_event(message.value, now=_CTX.clock, topic_domain=message.domain)
 
 
