@@ -582,7 +582,7 @@ class Api:
         chosen = select(self.taskbook.tasks.values(), task_filter, page)
         return _json(
             {
-                "tasks": [task.to_wire() for task in chosen.tasks],
+                "tasks": [task.wire_fields() for task in chosen.tasks],
                 "total": chosen.total,
                 "limit": page.limit,
                 "offset": page.offset,
@@ -599,7 +599,7 @@ class Api:
         task = find_task(task_id, None if state is None else state.task, self.taskbook.tasks)
         if task is None:
             return _error(404, f"no task {task_id!r}")
-        return _json(task.to_wire())
+        return _json(task.wire_fields())
 
     async def stream_tasks(self, request: aioweb.Request) -> aioweb.StreamResponse:
         params = query_params(request.query.items(), (*FILTER_PARAMS, "token"))
@@ -632,7 +632,7 @@ class Api:
         try:
             shown = sorted((t for t in snapshot.values() if task_filter.matches(t)), key=sort_key)
             for task in shown:
-                await response.write(sse_event("task", task.to_wire()))
+                await response.write(sse_event("task", task.wire_fields()))
             await response.write(sse_event("ready", {"count": len(shown)}))
             held = {task.task_id for task in shown}
             loop = asyncio.get_running_loop()
@@ -650,7 +650,7 @@ class Api:
                 for task_id, changed in changes:
                     if changed is not None and task_filter.matches(changed):
                         held.add(task_id)
-                        await response.write(sse_event("task", changed.to_wire()))
+                        await response.write(sse_event("task", changed.wire_fields()))
                     elif task_id in held:
                         held.discard(task_id)
                         await response.write(sse_event("gone", {"task_id": task_id}))

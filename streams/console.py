@@ -489,7 +489,7 @@ def json_line(task: Task, events: Sequence[TaskEventType], *, snapshot: bool) ->
     """One JSON object for scripts: the task's state as on the topic, plus ``event`` (the last
     transition, or null when unknown), ``events`` (the transitions of this change, oldest
     first) and ``snapshot`` (true for the tasks as they stood when the console started)."""
-    wire = task.to_wire()
+    wire = task.wire_fields()
     wire["event"] = events[-1].value if events else None
     wire["events"] = [e.value for e in events]
     wire["snapshot"] = snapshot
