@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from schemas.json import dumps, dumps_kept
 from streams import metrics
 from streams.app import app, kpi_topic, registry, settings, taskbook
-from streams.domain.kpi import Counts, KpiReport, kpi_report
+from streams.domain.kpi import Counts, KpiReport
+from streams.taskbook import report_of
 
 __all__ = ["publish_kpis"]
 
@@ -54,20 +55,26 @@ async def publish_kpis() -> None:
     if taskbook.ready.is_set():
         # Every worker keeps a task book (the API reads it), so every worker prunes its own.
         await taskbook.prune(now)
+        stored = taskbook.finished
+        metrics.TASK_BOOK.labels("memory").set(len(taskbook.tasks))
+        on_disk = 0 if stored is None else await asyncio.to_thread(len, stored)
+        metrics.TASK_BOOK.labels("disk").set(on_disk)
     if not app.is_leader():
         _step_down()
         return
     if not (taskbook.ready.is_set() and registry.ready.is_set()):
         return
     # The thread reads copies: the loop goes on changing the task book and the registry. The
-    # tasks themselves are frozen, so a shallow copy is a consistent snapshot.
-    tasks = list(taskbook.tasks.values())
+    # tasks themselves are frozen, so a shallow copy is a consistent snapshot; the finished tasks
+    # on disk are read as of the same instant.
+    tasks, finished = taskbook.kpi_inputs()
     roads = {road.road_id: road.community for road in registry.index}
     # Seconds of arithmetic at 100,000 tasks: run on the loop, they would stall the stages. Faust
     # awaits a timer's run before it sleeps towards the next one, so two runs never overlap.
     report = await asyncio.to_thread(
-        kpi_report,
+        report_of,
         tasks,
+        finished,
         now=now,
         window=timedelta(seconds=settings.kpi_window),
         red_flags=settings.red_flags,

@@ -20,9 +20,10 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import heapq
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -39,12 +40,13 @@ from schemas.enums import Domain, Priority, Status
 from schemas.json import JSONDecodeError, dumps, loads
 from schemas.task import Task
 from streams.app import app, registry, settings, slots, taskbook
-from streams.domain.kpi import KpiReport, kpi_report
+from streams.domain.kpi import KpiReport
 from streams.domain.merge import slot_of_task
 from streams.engine import SlotStore
+from streams.finished import FinishedTasks
 from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
-from streams.taskbook import TaskBook
+from streams.taskbook import TaskBook, report_of
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -292,19 +294,51 @@ class Selection:
     next_cursor: str | None
 
 
-def select(tasks: Iterable[Task], task_filter: TaskFilter, page: Page) -> Selection:
-    """The page of the tasks ``task_filter`` matches, in :func:`sort_key` order."""
+def select(
+    tasks: Iterable[Task],
+    task_filter: TaskFilter,
+    page: Page,
+    stored: tuple[Sequence[Task], int] = ((), 0),
+) -> Selection:
+    """The page of the tasks ``task_filter`` matches, in :func:`sort_key` order.
+
+    ``stored`` adds tasks kept elsewhere (the finished ones on disk), none of them in ``tasks``:
+    the first ``page.offset + page.limit + 1`` of them that match, after the page's cursor, in
+    list order (:func:`stored_page` asks for them), and how many match in all.
+    """
     matching = sorted((t for t in tasks if task_filter.matches(t)), key=sort_key)
     remaining = matching
     if page.after is not None:
         after = page.after
         remaining = [t for t in matching if sort_key(t) > after]
+    stored_tasks, stored_total = stored
+    if stored_tasks:
+        remaining = list(heapq.merge(remaining, stored_tasks, key=sort_key))
     chunk = remaining[page.offset : page.offset + page.limit]
     more = len(remaining) > page.offset + page.limit
     return Selection(
         tasks=chunk,
-        total=len(matching),
+        total=len(matching) + stored_total,
         next_cursor=encode_cursor(sort_key(chunk[-1])) if more and chunk else None,
+    )
+
+
+def stored_page(
+    finished: FinishedTasks, task_filter: TaskFilter, page: Page
+) -> tuple[list[Task], int]:
+    """What :func:`select` needs of the finished tasks on disk for ``page``. Blocking: call it in
+    a thread."""
+    return finished.page(
+        community=task_filter.community,
+        road_id=task_filter.road,
+        domains=[d.value for d in task_filter.domains],
+        statuses=[s.value for s in task_filter.statuses],
+        priorities=[p.value for p in task_filter.priorities],
+        assignee=task_filter.assignee,
+        overdue=task_filter.overdue,
+        rebound=task_filter.rebound,
+        after=page.after,
+        limit=page.offset + page.limit + 1,
     )
 
 
@@ -316,12 +350,14 @@ def check_task_id(task_id: str) -> str:
     return slot
 
 
-def find_task(task_id: str, current: Task | None, book: Mapping[str, Task]) -> Task | None:
+def find_task(
+    task_id: str, current: Task | None, book: Callable[[str], Task | None]
+) -> Task | None:
     """Task ``task_id`` from its slot's current task (the freshest copy, on the slot's owner), or
-    from the task states (another worker's slot, or a rebound's predecessor)."""
+    from the task states, ``book`` (another worker's slot, or a rebound's predecessor)."""
     if current is not None and current.task_id == task_id:
         return current
-    return book.get(task_id)
+    return book(task_id)
 
 
 # --- authentication -------------------------------------------------------------------------------
@@ -579,7 +615,13 @@ class Api:
         task_filter, page = parse_filter(params), parse_page(params)
         if not self.taskbook.ready.is_set():
             return _unavailable("the task states are still loading")
-        chosen = select(self.taskbook.tasks.values(), task_filter, page)
+        stored: tuple[Sequence[Task], int] = ((), 0)
+        finished = self.taskbook.finished
+        if finished is not None:
+            stored = await asyncio.to_thread(stored_page, finished, task_filter, page)
+        # The tasks in memory are taken after those on disk: a task that finished meanwhile is
+        # then on disk only, never listed twice (at worst missing from this one answer).
+        chosen = select(self.taskbook.listed(), task_filter, page, stored)
         return _json(
             {
                 "tasks": [task.wire_fields() for task in chosen.tasks],
@@ -596,7 +638,7 @@ class Api:
         # The slot's owner has the freshest copy; any other worker answers from the task states
         # it follows, a moment behind.
         state = self.slots.lookup(key)
-        task = find_task(task_id, None if state is None else state.task, self.taskbook.tasks)
+        task = find_task(task_id, None if state is None else state.task, self.taskbook.get)
         if task is None:
             return _error(404, f"no task {task_id!r}")
         return _json(task.wire_fields())
@@ -692,9 +734,11 @@ class Api:
             loop = asyncio.get_running_loop()
             if self._kpi is not None and loop.time() - self._kpi[0] < _KPI_REUSE_SECONDS:
                 return self._kpi[1]
+            tasks, finished = self.taskbook.kpi_inputs()
             report = await asyncio.to_thread(
-                kpi_report,
-                list(self.taskbook.tasks.values()),
+                report_of,
+                tasks,
+                finished,
                 now=datetime.now(UTC),
                 window=timedelta(seconds=self.settings.kpi_window),
                 red_flags=self.settings.red_flags,

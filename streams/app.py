@@ -156,7 +156,8 @@ kpi_topic = app.topic(
     topic_name(settings, "city.kpi.roads"), key_serializer="raw", value_serializer="raw"
 )
 
-taskbook = TaskBook(settings)
+taskbook = TaskBook(settings, on_disk=True)
+"""Every task's latest state, the finished ones on local disk (the API's and the KPIs' input)."""
 
 outbox = Outbox(settings)
 """The worker's producer, shared by the pipeline's stages and the deadline clock."""
@@ -171,7 +172,10 @@ async def _follow_registry() -> None:
 
 @app.task  # type: ignore[untyped-decorator]  # faust is untyped
 async def _follow_tasks() -> None:
-    await taskbook.run()
+    try:
+        await taskbook.run()
+    finally:
+        taskbook.close()
 
 
 import streams.api  # noqa: E402, F401 - mounts the dispatch board and the HTTP API on app

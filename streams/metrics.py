@@ -42,6 +42,7 @@ __all__ = [
     "TASKS_OVERDUE",
     "TASKS_OVERDUE_TOTAL",
     "TASKS_WAITING_DISPATCH",
+    "TASK_BOOK",
     "TASK_DISPATCH_SECONDS",
     "TASK_REBOUNDS",
     "TASK_RESOLUTION_SECONDS",
@@ -137,6 +138,13 @@ SLOTS = Gauge(
     "citygrid_slots",
     "Slots this worker holds: in memory (open tasks, sensor runs) or on local disk (closed "
     "tasks, kept for rebounds and repeats until their horizons pass).",
+    ["where"],
+    registry=REGISTRY,
+)
+TASK_BOOK = Gauge(
+    "citygrid_task_book",
+    "Task states this worker keeps for the API and the KPIs: memory (open tasks, and those "
+    "finished in the last minute), disk (finished tasks of the KPI window and a day).",
     ["where"],
     registry=REGISTRY,
 )

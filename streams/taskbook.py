@@ -5,25 +5,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from schemas.json import JSONDecodeError, loads
 from schemas.task import Task
+from streams.domain.kpi import FinishedTally, KpiReport, kpi_report, report_bounds
+from streams.finished import FinishedTasks
 from streams.follower import TopicFollower
 from streams.settings import Settings
 from streams.topics import topic_name
 
-__all__ = ["TaskBook"]
+__all__ = ["RECENT", "KpiSource", "TaskBook", "report_of"]
 
 logger = logging.getLogger(__name__)
 
 
-class TaskBook:
-    """Task id to latest Task; forgets finished tasks that left the KPI window."""
+RECENT = timedelta(minutes=1)
+"""How long a finished task stays in memory too, once on disk: long enough for the live feeds
+(the SSE stream polls every half second) to show it closed before it leaves them."""
 
-    def __init__(self, settings: Settings) -> None:
+
+class TaskBook:
+    """Task id to latest Task; forgets finished tasks that left the KPI window.
+
+    With ``on_disk`` (a worker's book), a finished task also goes to :class:`FinishedTasks` on
+    local disk as it arrives, and leaves memory :data:`RECENT` later (at the next prune):
+    :attr:`tasks` then holds the open tasks and the recently finished ones, and :meth:`get`,
+    :meth:`listed` and :meth:`kpi_inputs` reach the rest. Without it, :attr:`tasks` holds them all.
+    """
+
+    def __init__(self, settings: Settings, *, on_disk: bool = False) -> None:
         self.tasks: dict[str, Task] = {}
         self.keep = timedelta(seconds=settings.kpi_window) + timedelta(days=1)
+        self._directory = settings.data_dir / "tasks" if on_disk else None
+        self._finished: FinishedTasks | None = None
         self._follower = TopicFollower(
             settings, topic_name(settings, "city.tasks.state"), self.apply
         )
@@ -33,6 +50,11 @@ class TaskBook:
         """Set once the task states have been read to the end."""
         return self._follower.ready
 
+    @property
+    def finished(self) -> FinishedTasks | None:
+        """The finished tasks on disk; None without ``on_disk``, or before the first."""
+        return self._finished
+
     def apply(self, key: bytes | None, value: bytes | None) -> Task | None:
         """Apply one task state record (a tombstone forgets the task); returns the task taken in."""
         if key is None:
@@ -40,33 +62,106 @@ class TaskBook:
         task_id = key.decode("utf-8", "replace")
         if value is None:
             self.tasks.pop(task_id, None)
+            if self._finished is not None:
+                self._finished.delete(task_id)
             return None
         try:
             task = Task.from_wire(loads(value))
         except (JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             logger.warning("ignoring task state %s: %s", task_id, exc)
             return None
+        if self._directory is not None and not task.status.is_open:
+            if self._finished is None:
+                self._finished = FinishedTasks(self._directory)
+            self._finished.put(task, value)
+            if task.updated_at < datetime.now(UTC) - RECENT:
+                # Long finished (a worker reading the states from the start): disk only, or a
+                # restart would hold the whole month in memory until the first prune.
+                self.tasks.pop(task_id, None)
+                return task
         self.tasks[task_id] = task
         return task
 
+    def get(self, task_id: str) -> Task | None:
+        """Task ``task_id``, from memory or disk."""
+        task = self.tasks.get(task_id)
+        if task is None and self._finished is not None:
+            task = self._finished.get(task_id)
+        return task
+
+    def listed(self) -> Iterable[Task]:
+        """The tasks a list takes from memory: with the finished ones on disk, the open ones
+        (the finished copies still in memory are on disk too)."""
+        if self._finished is None:
+            return self.tasks.values()
+        return [task for task in self.tasks.values() if task.status.is_open]
+
+    def kpi_inputs(self) -> tuple[list[Task], KpiSource | None]:
+        """A consistent snapshot for a KPI report: the tasks to count from memory, and the
+        finished tasks on disk at this instant (their tally is blocking work for a thread)."""
+        if self._finished is None:
+            return list(self.tasks.values()), None
+        source = KpiSource(self._finished, self._finished.mark())
+        return [task for task in self.tasks.values() if task.status.is_open], source
+
     async def prune(self, now: datetime) -> int:
         """Drop closed and cancelled tasks last changed before the KPI window; returns how many.
+        With the finished tasks on disk, also let go of the memory copies older than
+        :data:`RECENT`.
 
         The scan (a second per million tasks) runs in a thread on a snapshot, so the loop keeps
         serving the stages; a task that changed meanwhile stays.
         """
         floor = now - self.keep
-        stale = await asyncio.to_thread(_stale, list(self.tasks.values()), floor)
         dropped = 0
+        if self._finished is not None:
+            dropped = self._finished.prune(floor)
+            floor = now - RECENT
+        stale = await asyncio.to_thread(_stale, list(self.tasks.values()), floor)
         for task in stale:
             if self.tasks.get(task.task_id) is task:
                 del self.tasks[task.task_id]
-                dropped += 1
+                if self._finished is None:
+                    dropped += 1
         return dropped
 
     async def run(self) -> None:
         """Follow the task states until cancelled."""
         await self._follower.run()
+
+    def close(self) -> None:
+        """Let go of the finished tasks on disk (and of their directory)."""
+        if self._finished is not None:
+            self._finished.close()
+            self._finished = None
+
+
+class KpiSource(NamedTuple):
+    """The finished tasks on disk as of one instant."""
+
+    finished: FinishedTasks
+    mark: int
+
+    def tally(self, bounds: Sequence[tuple[int, int]]) -> FinishedTally:
+        """Blocking: call it in a thread."""
+        return self.finished.tally(bounds, self.mark)
+
+
+def report_of(
+    tasks: Iterable[Task],
+    finished: KpiSource | None,
+    *,
+    now: datetime,
+    window: timedelta,
+    red_flags: int,
+    roads: Mapping[str, str | None],
+) -> KpiReport:
+    """The KPI report of :meth:`TaskBook.kpi_inputs`. Blocking (seconds at a million tasks, most
+    of it in SQLite, which lets go of the GIL): call it in a thread."""
+    tally = None if finished is None else finished.tally(report_bounds(now, window))
+    return kpi_report(
+        tasks, now=now, window=window, red_flags=red_flags, roads=roads, finished=tally
+    )
 
 
 def _stale(tasks: list[Task], floor: datetime) -> list[Task]:

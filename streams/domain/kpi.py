@@ -30,7 +30,9 @@ task without ``handled_at``)
     rebounds             = tasks created in the period with rebound_of set (parked ones included)
     overdue              = due tasks flagged overdue (so overdue <= due)
     avg_handling_seconds = mean(handling time - created_at) over the due_for_closure tasks, that
-                           is over the tasks handled in the period; None when there are none
+                           is over the tasks handled in the period; None when there are none.
+                           Summed exactly, in whole microseconds, so it does not depend on the
+                           order the tasks come in
 
 Rates (None when the denominator is 0; every numerator counts a subset of its denominator, so
 each rate lies within 0..1, and :class:`Counts` refuses numbers that break this)
@@ -76,14 +78,20 @@ __all__ = [
     "DEFAULT_TZ",
     "DEFAULT_WEIGHTS",
     "DEFAULT_WINDOW",
+    "FLAG_WIDTH",
     "Counts",
+    "FinishedGroup",
+    "FinishedParts",
+    "FinishedTally",
     "KpiReport",
     "Period",
     "RoadKpi",
     "ScopeKpi",
     "Weights",
     "counts",
+    "finished_parts",
     "kpi_report",
+    "report_bounds",
     "road_kpis",
     "scope_counts",
     "score",
@@ -242,6 +250,15 @@ def _handling_time(task: Task) -> datetime | None:
     return task.closed_at if task.status is Status.CLOSED else None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """``at`` (as :func:`_utc`) in whole microseconds since the Unix epoch: exact."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
 def _utc(at: datetime) -> datetime:
     """``at`` in UTC. Comparing two of these is exact, as comparing any aware datetimes is, and
     far cheaper: every time read from the wire carries a tzinfo object of its own, and comparing
@@ -268,6 +285,8 @@ _COUNTED = (
     "overdue",
 )
 _WIDTH = len(_COUNTED)
+FLAG_WIDTH = _WIDTH
+"""How many bits one period's flags take in a contribution (see :class:`FinishedGroup`)."""
 (
     _DUE,
     _HANDLED,
@@ -294,8 +313,9 @@ class _Contribution(NamedTuple):
     flags: int
     """Period i's flags shifted by i * _WIDTH."""
     handled_in: Sequence[int]
-    """The periods the task was handled in, which add ``seconds`` to their handling time."""
-    seconds: float = 0.0
+    """The periods the task was handled in, which add ``micros`` to their handling time."""
+    micros: int = 0
+    """Handling time in whole microseconds (summed over the tasks, for a group of them)."""
 
 
 _NOTHING = _Contribution(0, ())
@@ -322,7 +342,7 @@ def _contribution(task: Task, created: datetime, bounds: _Bounds) -> _Contributi
     for i in handled_in:
         flags |= closure_flags << i * _WIDTH
     # Clamped so a clock-skewed terminal cannot make the average negative.
-    return _Contribution(flags, handled_in, max(0.0, (handled - created).total_seconds()))
+    return _Contribution(flags, handled_in, max(0, (handled - created) // _MICROSECOND))
 
 
 def _in_periods(flags: int, at: datetime, bounds: _Bounds) -> int:
@@ -358,24 +378,101 @@ def _closure_flags(task: Task, due: datetime) -> int:
     return flags
 
 
+class FinishedParts(NamedTuple):
+    """What a closed or cancelled task adds to the counts of any periods, in parts a database can
+    store and add up (:mod:`streams.finished`): a finished task changes no more, so each of its
+    flags hangs on one instant, and a period gains the flags of the instants it holds.
+
+    Period i's contribution is ``rebound_flags`` if it holds ``created``, ``due_flags`` if it holds
+    ``due``, and ``closure_flags`` with ``micros`` of handling time if it holds ``handled``; put
+    together as :func:`_contribution` does, shifted by ``i * FLAG_WIDTH``. A cancelled task's
+    flags are 0: it counts nowhere, but still names its road, community and domain.
+    """
+
+    created: int
+    """Instants in whole microseconds since the Unix epoch."""
+    due: int
+    handled: int | None
+    rebound_flags: int
+    due_flags: int
+    closure_flags: int
+    micros: int
+
+
+def finished_parts(task: Task) -> FinishedParts:
+    """The parts of a closed or cancelled ``task``; raises ValueError for an open one."""
+    if task.status.is_open:
+        raise ValueError(f"task {task.task_id} is {task.status.value}, not finished")
+    created, due = _utc(task.created_at), _utc(task.due_at)
+    handling = _handling_time(task)
+    if task.status is Status.CANCELLED or handling is None:
+        return FinishedParts(_micros(created), _micros(due), None, 0, 0, 0, 0)
+    handled = _utc(handling)
+    return FinishedParts(
+        created=_micros(created),
+        due=_micros(due),
+        handled=_micros(handled),
+        rebound_flags=_REBOUND if task.rebound_of is not None else 0,
+        due_flags=_due_flags(task, handled <= due),
+        closure_flags=_closure_flags(task, due),
+        micros=max(0, (handled - created) // _MICROSECOND),
+    )
+
+
+class FinishedGroup(NamedTuple):
+    """Finished tasks of one road, community and domain that made the same contribution to a
+    report's periods (window, then today): what a database adds up from :class:`FinishedParts`."""
+
+    road_id: str | None
+    community: str | None
+    domain: str
+    """The domain's wire value."""
+    flags: int
+    """Period i's flags shifted by ``i * FLAG_WIDTH``."""
+    handled_in: tuple[int, ...]
+    """The periods that hold the tasks' handling time."""
+    tasks: int
+    micros: int
+    """Their handling time in the ``handled_in`` periods, summed."""
+
+
+class FinishedTally(NamedTuple):
+    """Finished tasks, added up for one report (:func:`kpi_report`'s ``finished``)."""
+
+    groups: Sequence[FinishedGroup]
+    latest: Sequence[tuple[str, str, int]]
+    """``(road_id, community, created)``: for each road and community the finished tasks name
+    together, the latest creation (whole microseconds since the epoch)."""
+
+
+def report_bounds(
+    now: datetime, window: timedelta = DEFAULT_WINDOW, tz: tzinfo = DEFAULT_TZ
+) -> tuple[tuple[int, int], ...]:
+    """A report's periods (window, then today) as ``(start, end)`` in whole microseconds since
+    the epoch: what :class:`FinishedGroup` flags refer to."""
+    periods = (window_period(now, window), today_period(now, tz))
+    return tuple((_micros(_utc(p.start)), _micros(_utc(p.end))) for p in periods)
+
+
 class _Tally:
     """Running totals of one scope over some periods while one pass visits each task once."""
 
-    __slots__ = ("_seconds", "_tasks")
+    __slots__ = ("_micros", "_tasks")
 
     def __init__(self, periods: int) -> None:
         self._tasks: dict[int, int] = {}
         """How many tasks made each contribution (its flags)."""
-        self._seconds = [0.0] * periods
-        """Each period's handling seconds, added one task at a time in the order the tasks come:
-        float addition is not associative, and another grouping could move an average's last
-        digits from one report (or one version of this code) to the next."""
+        self._micros = [0] * periods
+        """Each period's handling time in whole microseconds: integers add up exactly in any
+        order, so an average does not depend on the order the tasks come in, nor on whether they
+        come one by one or grouped (:class:`FinishedGroup`)."""
 
-    def add(self, contribution: _Contribution) -> None:
+    def add(self, contribution: _Contribution, tasks: int = 1) -> None:
+        """Count ``tasks`` tasks that made ``contribution`` (its ``micros`` their total)."""
         flags = contribution.flags
-        self._tasks[flags] = self._tasks.get(flags, 0) + 1
+        self._tasks[flags] = self._tasks.get(flags, 0) + tasks
         for i in contribution.handled_in:
-            self._seconds[i] += contribution.seconds
+            self._micros[i] += contribution.micros
 
     def counts(self, period: int) -> Counts:
         """The counts of the ``period``-th period."""
@@ -388,8 +485,9 @@ class _Tally:
         due_for_closure = totals["due_for_closure"]
         return Counts(
             **totals,
+            # One correctly rounded division of two integers.
             avg_handling_seconds=(
-                self._seconds[period] / due_for_closure if due_for_closure else None
+                self._micros[period] / (due_for_closure * 1_000_000) if due_for_closure else None
             ),
         )
 
@@ -597,11 +695,14 @@ def kpi_report(
     red_flags: int = DEFAULT_RED_FLAGS,
     weights: Weights = DEFAULT_WEIGHTS,
     roads: Mapping[str, str | None] | None = None,
+    finished: FinishedTally | None = None,
 ) -> KpiReport:
     """Every scope at once: roads (as :func:`road_kpis`), communities, domains, the district.
 
     One pass over the tasks: what a task adds to the window and to today is worked out once, then
-    added to its road, its community, its domain and the district.
+    added to its road, its community, its domain and the district. ``finished`` adds tasks
+    already added up elsewhere for these periods (:func:`report_bounds`); a task must come in
+    ``tasks`` or in ``finished``, not both.
     """
     if red_flags < 0:
         raise ValueError(f"red_flags must be >= 0: {red_flags}")
@@ -612,8 +713,16 @@ def kpi_report(
     by_community: dict[str, _Tally] = {}
     by_domain: dict[Domain, _Tally] = {}
     district = _Tally(periods=2)
-    latest: dict[str, tuple[datetime, str]] = {}
-    """Each road's most recent task's creation (as :func:`_utc`) and community."""
+    latest: dict[str, tuple[int, str]] = {}
+    """Each road's most recent task's creation (as :func:`_micros`) and community."""
+
+    def named(road_id: str, community: str, created: int) -> None:
+        # A road takes the community its most recent task records (roads may be re-assigned);
+        # ties on created_at go to the greater name, so the result never depends on task order.
+        candidate = (created, community)
+        if road_id not in latest or candidate > latest[road_id]:
+            latest[road_id] = candidate
+
     for task in tasks:
         created = _utc(task.created_at)
         contribution = _contribution(task, created, bounds)
@@ -624,12 +733,17 @@ def kpi_report(
         if task.road_id is not None:
             _tally(by_road, task.road_id).add(contribution)
             if task.community is not None:
-                # A road takes the community its most recent task records (roads may be
-                # re-assigned); ties on created_at go to the greater name, so the result never
-                # depends on task order.
-                candidate = (created, task.community)
-                if task.road_id not in latest or candidate > latest[task.road_id]:
-                    latest[task.road_id] = candidate
+                named(task.road_id, task.community, _micros(created))
+    for group in finished.groups if finished is not None else ():
+        contribution = _Contribution(group.flags, group.handled_in, group.micros)
+        district.add(contribution, group.tasks)
+        _tally(by_domain, Domain(group.domain)).add(contribution, group.tasks)
+        if group.community is not None:
+            _tally(by_community, group.community).add(contribution, group.tasks)
+        if group.road_id is not None:
+            _tally(by_road, group.road_id).add(contribution, group.tasks)
+    for road_id, named_community, created_micros in finished.latest if finished else ():
+        named(road_id, named_community, created_micros)
     community = {road_id: c for road_id, (_, c) in latest.items()} | {
         road_id: c for road_id, c in (roads or {}).items() if c is not None
     }

@@ -9,6 +9,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,11 +17,13 @@ import pytest
 
 from agents import kpi
 from schemas.enums import Domain, Priority, Source, Status
-from schemas.json import loads
+from schemas.json import dumps, loads
 from schemas.road import Road
 from schemas.task import Task
 from streams import metrics
-from streams.domain.kpi import KpiReport, kpi_report
+from streams.domain.kpi import KpiReport
+from streams.settings import Settings
+from streams.taskbook import TaskBook, report_of
 
 publish_kpis: Callable[[], Any] = inspect.unwrap(kpi.publish_kpis)
 """One run of the timer, without Faust's task and timer loop around it."""
@@ -57,7 +60,7 @@ def leadership(monkeypatch: pytest.MonkeyPatch) -> Iterator[Leadership]:
 
 
 @pytest.fixture
-def topic(monkeypatch: pytest.MonkeyPatch) -> RecordingTopic:
+def topic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RecordingTopic]:
     now = datetime.now(UTC)
     task = Task(
         task_id="t1",
@@ -80,17 +83,18 @@ def topic(monkeypatch: pytest.MonkeyPatch) -> RecordingTopic:
     road = Road(
         "sihai-rd", "四海路", "jinfeng", "chief-sihai", (((113.78, 34.72), (113.79, 34.72)),)
     )
-    book = SimpleNamespace(ready=_ready(), tasks={task.task_id: task}, prune=_prune_nothing)
+    # A worker's task book: the task, closed two hours ago, is on disk only.
+    book = TaskBook(Settings(app_id="unit", data_dir=tmp_path), on_disk=True)
+    book.apply(task.task_id.encode(), dumps(task.wire_fields()))
+    assert book.finished is not None and len(book.finished) == 1 and not book.tasks
+    book.ready.set()
     monkeypatch.setattr(kpi, "taskbook", book)
     monkeypatch.setattr(kpi, "registry", SimpleNamespace(ready=_ready(), index=[road]))
     recording = RecordingTopic()
     monkeypatch.setattr(kpi, "kpi_topic", recording)
     monkeypatch.setattr(kpi, "_published", {})
-    return recording
-
-
-async def _prune_nothing(now: datetime) -> int:
-    return 0
+    yield recording
+    book.close()
 
 
 def _gauges() -> list[Any]:
@@ -105,9 +109,9 @@ async def test_the_loop_keeps_serving_while_the_kpis_are_computed(
     def report_once_the_loop_served(*args: Any, **kwargs: Any) -> KpiReport:
         # Only a loop left free while this runs can set the event.
         assert loop_served.wait(timeout=10)
-        return kpi_report(*args, **kwargs)
+        return report_of(*args, **kwargs)
 
-    monkeypatch.setattr(kpi, "kpi_report", report_once_the_loop_served)
+    monkeypatch.setattr(kpi, "report_of", report_once_the_loop_served)
     asyncio.get_running_loop().call_soon(loop_served.set)
     await publish_kpis()
     assert sorted(loads(value)["road_id"] for _, value in topic.sent) == ["sihai-rd", "yulong-st"]
@@ -124,9 +128,9 @@ async def test_a_leader_that_lost_leadership_while_computing_publishes_nothing(
 
     def report_then_rebalance(*args: Any, **kwargs: Any) -> KpiReport:
         leadership.held = False
-        return kpi_report(*args, **kwargs)
+        return report_of(*args, **kwargs)
 
-    monkeypatch.setattr(kpi, "kpi_report", report_then_rebalance)
+    monkeypatch.setattr(kpi, "report_of", report_then_rebalance)
     monkeypatch.setattr(kpi, "_published", {"yulong-st": b"stale"})
     sent = len(topic.sent)
     await publish_kpis()

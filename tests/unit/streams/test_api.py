@@ -240,11 +240,11 @@ def test_a_task_is_read_from_its_slot_and_an_earlier_one_from_the_task_states() 
     earlier = make_task("yulong-st~4001~aaaaaaaaaaaa", status=Status.CLOSED)
     current = make_task("yulong-st~4001~bbbbbbbbbbbb", rebound_of=earlier.task_id)
     book = {earlier.task_id: earlier, current.task_id: replace(current, status=Status.REGISTERED)}
-    assert find_task(current.task_id, current, book) == current  # the slot is fresher
-    assert find_task(earlier.task_id, current, book) == earlier
-    assert find_task(current.task_id, None, book) == book[current.task_id]  # another worker's
-    assert find_task("yulong-st~4001~cccccccccccc", current, book) is None
-    assert find_task(earlier.task_id, None, {}) is None
+    assert find_task(current.task_id, current, book.get) == current  # the slot is fresher
+    assert find_task(earlier.task_id, current, book.get) == earlier
+    assert find_task(current.task_id, None, book.get) == book[current.task_id]  # another worker's
+    assert find_task("yulong-st~4001~cccccccccccc", current, book.get) is None
+    assert find_task(earlier.task_id, None, {}.get) is None
 
 
 # --- authentication -------------------------------------------------------------------------------
