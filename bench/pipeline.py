@@ -39,24 +39,32 @@ One run starts its own broker (tansu, or Apache Kafka 4 in KRaft mode) and measu
    ``/metrics``. On a machine with fewer than W spare cores the workers, the broker and this
    script share them, and the printed notes say so.
 6. **tasks created and closed** (``--closed-tasks``, default 1,000,000): a fresh worker; once it is
-   ready its RSS is read, then the script sends one report per task, each on a grid cell of its
-   own (no road, so no road chief: the worst case for the slot store, which keeps every closed
-   task's slot), and, one wave after the other as each is applied, the feedback that closes every
-   task: a dispatcher's ``dispatch``, the chief's ``accept`` and ``handle``, a supervisor's
-   ``verify_pass``. The row gives the time from the first report to the last close and the
-   worker's VmRSS and VmHWM after; a run smaller than the default projects both to 1,000,000.
+   ready its RSS is read, then the tasks are opened and closed round after round
+   (``--closing-round``, default 50,000 tasks a round; the last round may be smaller). A round
+   sends one report per task, each on a grid cell of its own (no road, so no road chief: the
+   worst case for the slot store, which keeps every closed task's slot), and, one wave after the
+   other as each is applied, the feedback that closes every task of the round: a dispatcher's
+   ``dispatch``, the chief's ``accept`` and ``handle``, a supervisor's ``verify_pass``. Rounds,
+   because a district closes tasks as it opens them and never has a million open at once; with
+   every task open first, the worker's RSS after the run mostly shows the high-water mark of that
+   wave, not what the closed tasks leave behind. ``--closing-round 0`` (or at least
+   ``--closed-tasks``) is that form, one round: every task opened, then all closed, still there to
+   measure the worst case. The row gives the time from the first report to the last close and
+   the worker's VmRSS and VmHWM after; a run smaller than the default projects both to
+   1,000,000. The details give the worker's VmRSS after every wave, or after each round's
+   ``verify_pass`` when there are more than two rounds.
 
 It prints one table, the counters the workers ended with, their peak RSS, the CPU time the
 workers, the broker, this script and the whole machine spent inside each window (other sessions
 on the machine show up there), the machine, versions and the command line. Everything it started
 is stopped on exit, Ctrl-C, SIGTERM, error or timeout; a timeout prints what was measured so far
 and exits 1. ``--quick`` is a short run for CI (20,000 events, 5 s of latency, 20,000 closed
-tasks); explicit options win over it.
+tasks, so one closing round); explicit options win over it.
 
 The workers get only the ``CITYGRID_*`` variables set here (inherited ones are dropped), so runs
 are comparable. Usage: ``.venv/bin/python bench/pipeline.py [--broker tansu|apache] [--quick]
 [--events N] [--workers W] [--latency-rate R] [--latency-seconds S] [--latency-warmup S]
-[--closed-tasks N] [--partitions P] [--seed K] [--timeout S]``
+[--closed-tasks N] [--closing-round N] [--partitions P] [--seed K] [--timeout S]``
 """
 
 from __future__ import annotations
@@ -138,6 +146,9 @@ _QUICK = {
 }
 """Defaults under ``--quick``: a few minutes, for CI."""
 _ISSUE_CLOSED_TASKS = 1_000_000
+_CLOSING_ROUND = 50_000
+"""Tasks a closing round opens, then closes, before the next round opens its own (a district
+closes tasks as it opens them); ``--quick``'s 20,000 tasks are one round."""
 
 _BAD_RATIO = 0.01
 _LINGER_MS = 5
@@ -317,6 +328,8 @@ class Wave:
 
     name: str
     started: float
+    round_number: int = 1
+    """The closing round the wave belongs to, from 1."""
     done: float | None = None
     rss: int | None = None
     """The worker's VmRSS once the wave was applied."""
@@ -329,6 +342,8 @@ class Closing:
     tasks: int
     broker_in_memory: bool
     """tansu here keeps every record in memory: its RSS grows with the run."""
+    round_size: int = 0
+    """Tasks a round opens, then closes, before the next round; 0: all of them in one round."""
     worker: Worker | None = None
     startup: float | None = None
     rss_ready: int | None = None
@@ -347,6 +362,25 @@ class Closing:
         if self.start is None or self.end is None:
             return None
         return Rate(self.closed, self.end.at - self.start.at)
+
+    def rounds(self) -> list[range]:
+        """The task numbers of each round, in order."""
+        return _closing_rounds(self.tasks, self.round_size)
+
+    def form(self) -> str:
+        """How the tasks are opened and closed, for the row."""
+        rounds = self.rounds()
+        if len(rounds) <= 1:
+            return "all opened, then all closed"
+        return f"{_rounds_of(rounds)}, each opened, then closed"
+
+
+def _rounds_of(rounds: Sequence[range]) -> str:
+    """``3 rounds of 10,000`` (and the last round's size when it is smaller)."""
+    text = f"{len(rounds)} rounds of {len(rounds[0]):,}"
+    if len(rounds[-1]) < len(rounds[0]):
+        text += f" (the last of {len(rounds[-1]):,})"
+    return text
 
 
 @dataclass
@@ -615,7 +649,8 @@ def _closing_row(closing: Closing) -> list[str]:
             label,
             rate,
             None,
-            f"tasks/s, 5 messages each; worker after: VmRSS {_mib(closing.rss_after, '')} MiB, "
+            f"tasks/s, 5 messages each, {closing.form()}; worker after: VmRSS "
+            f"{_mib(closing.rss_after, '')} MiB, "
             f"VmHWM {_mib(closing.hwm_after, '')} MiB (VmRSS {_mib(closing.rss_ready, '')} MiB "
             "when ready)",
         )
@@ -623,22 +658,24 @@ def _closing_row(closing: Closing) -> list[str]:
 
 
 def _closing_details(closing: Closing) -> list[str]:
+    rounds = closing.rounds()
     lines = [
         f"closing   {closing.tasks:,} tasks, each opened by one report on a grid cell of its own "
         "(no road, no chief) and closed by dispatch, accept, handle, verify_pass, each wave "
-        "sent in bulk once the worker had applied the one before"
+        "sent in bulk once the worker had applied the one before; "
+        + (
+            f"--closing-round {closing.round_size:,}: {_rounds_of(rounds)}, each round's tasks "
+            "opened, then closed, before the next round's opened"
+            if len(rounds) > 1
+            else "every task opened before any was closed (the worst case: no district has "
+            "them all open at once)"
+        )
     ]
     if closing.startup is not None:
         lines.append(
             f"          worker startup {closing.startup:.1f} s (spawn to ready, not timed)"
         )
-    waves = [
-        f"{w.name} {w.done - w.started:.1f} s (VmRSS then {_mib(w.rss, '')} MiB)"
-        for w in closing.waves
-        if w.done is not None
-    ]
-    if waves:
-        lines.append("          waves, send to applied: " + ", ".join(waves))
+    lines.extend(_closing_waves(closing.waves, len(rounds)))
     t = closing.totals
     if t:
         lines.append(
@@ -672,7 +709,8 @@ def _closing_details(closing: Closing) -> list[str]:
     rss = closing.rss_ready + (closing.rss_after - closing.rss_ready) * scale
     projection = (
         f"          projected linearly to {_ISSUE_CLOSED_TASKS:,} tasks (the default run "
-        f"measures it): about {rate.seconds * scale / 60:,.0f} min and a worker VmRSS of about "
+        f"measures it, in rounds of {_CLOSING_ROUND:,}): about "
+        f"{rate.seconds * scale / 60:,.0f} min and a worker VmRSS of about "
         f"{_mib(round(rss), '')} MiB"
     )
     if (
@@ -686,6 +724,35 @@ def _closing_details(closing: Closing) -> list[str]:
             "MiB (the run stops itself when the machine runs short of memory)"
         )
     lines.append(projection)
+    return lines
+
+
+def _closing_waves(waves: Sequence[Wave], rounds: int) -> list[str]:
+    """Each wave applied, with its time and the worker's VmRSS then; with more than two rounds,
+    each round's time and the VmRSS after its verify_pass wave."""
+    if rounds > 2:  # noqa: PLR2004 - every wave of more rounds makes too long a line
+        started = {w.round_number: w.started for w in waves if w.name == "report"}
+        closed = [
+            f"{w.round_number}: {w.done - started[w.round_number]:.1f} s, {_mib(w.rss, '')} MiB"
+            for w in waves
+            if w.name == Action.VERIFY_PASS.value and w.done is not None
+        ]
+        if not closed:
+            return []
+        return [
+            "          rounds, from sending the reports to verify_pass applied, and the worker's "
+            "VmRSS then: " + "; ".join(closed)
+        ]
+    lines = []
+    for number in range(1, rounds + 1):
+        applied = [
+            f"{w.name} {w.done - w.started:.1f} s (VmRSS then {_mib(w.rss, '')} MiB)"
+            for w in waves
+            if w.round_number == number and w.done is not None
+        ]
+        if applied:
+            which = f"round {number} waves" if rounds > 1 else "waves"
+            lines.append(f"          {which}, send to applied: " + ", ".join(applied))
     return lines
 
 
@@ -1292,9 +1359,7 @@ async def _applied(
 ) -> dict[str, float]:
     """Poll the closing run's worker until ``measure(counters)`` reaches ``target``; fail when
     its counters stop moving for a long while."""
-    worker = closing.worker
-    if worker is None:
-        raise RuntimeError("the closing run has no worker")
+    worker = _closing_worker(closing)
     moved = shown = time.perf_counter()
     while True:
         worker.check()
@@ -1341,55 +1406,33 @@ _CLOSING_STEPS = (
 )
 
 
+def _closing_rounds(tasks: int, per_round: int) -> list[range]:
+    """The task numbers of each closing round: ``per_round`` a round, numbered from 0 on across
+    the rounds (the last round may be smaller); ``per_round`` 0, or at least ``tasks``, makes one
+    round of them all. A round's ``stop`` is how many tasks the rounds up to it hold."""
+    size = per_round if 0 < per_round < tasks else max(tasks, 1)
+    return [range(start, min(start + size, tasks)) for start in range(0, tasks, size)]
+
+
+def _feedback_target(tasks: range, step: int) -> int:
+    """Feedback messages the worker has taken in, summed over the rounds, once the round of
+    ``tasks`` has applied its first ``step`` waves: every wave of the rounds before, which closed
+    ``tasks.start`` tasks, and ``step`` of this round's."""
+    return len(_CLOSING_STEPS) * tasks.start + step * len(tasks)
+
+
 async def _close_tasks(settings: Settings, broker_pid: int, closing: Closing) -> None:
-    """Open ``closing.tasks`` tasks and close every one, a bulk wave per step; what was done is
-    recorded however the run ends."""
-    worker = closing.worker
-    if worker is None:
-        raise RuntimeError("the closing run has no worker")
-    count = closing.tasks
-    event_topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
-    feedback_topic = topic_name(settings, "city.feedback")
-
-    def reports() -> Iterator[tuple[str, bytes, bytes]]:
-        at = datetime.now(UTC)
-        for n in range(count):
-            report = _far_report(n, n, _closing_event_id(n), at)
-            yield event_topics[report.domain], report.device_id.encode(), report.value
-
+    """Open ``closing.tasks`` tasks and close every one, round after round (all of them in one
+    round when ``closing.round_size`` is 0): a round's reports, then a bulk wave per step, each
+    sent once the one before is applied; what was done is recorded however the run ends."""
+    worker = _closing_worker(closing)
     producer = _producer(settings)
     await producer.start()
     closing.start = _clocks(time.perf_counter(), [worker], broker_pid)
     try:
-        wave = Wave("report", time.perf_counter())
-        closing.waves.append(wave)
-        await _send_all(producer, reports(), "reports", count)
-        totals = await _applied(closing, _events_through, count, "reports")
-        wave.done = time.perf_counter()
-        wave.rss = _memory_kib(worker.pid, "VmRSS")
-        if totals.get(TASKS_CREATED, 0) != count:
-            raise RuntimeError(
-                f"{count:,} reports opened {totals.get(TASKS_CREATED, 0):,.0f} tasks, not {count:,}"
-            )
-        for step, (action, transition) in enumerate(_CLOSING_STEPS, 1):
-
-            def feedback(action: Action = action) -> Iterator[tuple[str, bytes, bytes]]:
-                at = datetime.now(UTC).isoformat()
-                for n in range(count):
-                    yield feedback_topic, _closing_task_id(n).encode(), _feedback(n, action, at)
-
-            wave = Wave(action.value, time.perf_counter())
-            closing.waves.append(wave)
-            await _send_all(producer, feedback(), action.value, count)
-            totals = await _applied(closing, _feedback_through, step * count, action.value)
-            wave.done = time.perf_counter()
-            wave.rss = _memory_kib(worker.pid, "VmRSS")
-            applied = totals.get(f"{TRANSITIONS}:{transition}", 0)
-            if applied != count:
-                raise RuntimeError(
-                    f"{action.value}: {applied:,.0f} of {count:,} tasks moved; the rest were "
-                    "dead-lettered (see the worker's DLQ counters)"
-                )
+        for number, tasks in enumerate(closing.rounds(), 1):
+            await _open_round(settings, producer, closing, tasks, number)
+            await _close_round(settings, producer, closing, tasks, number)
         closing.complete = True
     finally:
         closing.end = _clocks(time.perf_counter(), [worker], broker_pid)
@@ -1399,6 +1442,84 @@ async def _close_tasks(settings: Settings, broker_pid: int, closing: Closing) ->
         closing.broker_rss_after = _memory_kib(broker_pid, "VmRSS")
         await producer.stop()
         _progress_done()
+
+
+async def _open_round(
+    settings: Settings,
+    producer: AIOKafkaProducer,
+    closing: Closing,
+    tasks: range,
+    number: int,
+) -> None:
+    """Send one report per task of the round, each opening a task on a grid cell of its own,
+    and wait until the worker has opened ``tasks.stop`` tasks (the earlier rounds' included)."""
+    what = _round_prefix(closing, number)
+    event_topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
+
+    def reports() -> Iterator[tuple[str, bytes, bytes]]:
+        at = datetime.now(UTC)
+        for n in tasks:
+            report = _far_report(n, n, _closing_event_id(n), at)
+            yield event_topics[report.domain], report.device_id.encode(), report.value
+
+    wave = Wave("report", time.perf_counter(), number)
+    closing.waves.append(wave)
+    await _send_all(producer, reports(), f"{what}reports", len(tasks))
+    totals = await _applied(closing, _events_through, tasks.stop, f"{what}reports")
+    wave.done = time.perf_counter()
+    wave.rss = _memory_kib(_closing_worker(closing).pid, "VmRSS")
+    created = totals.get(TASKS_CREATED, 0)
+    if created != tasks.stop:
+        raise RuntimeError(
+            f"{what}{tasks.stop:,} reports opened {created:,.0f} tasks, not {tasks.stop:,}"
+        )
+
+
+async def _close_round(
+    settings: Settings,
+    producer: AIOKafkaProducer,
+    closing: Closing,
+    tasks: range,
+    number: int,
+) -> None:
+    """Close every task of the round, a bulk feedback wave per step, each sent once the worker
+    has applied the one before (the counters it waits on sum every round so far)."""
+    what = _round_prefix(closing, number)
+    feedback_topic = topic_name(settings, "city.feedback")
+    for step, (action, transition) in enumerate(_CLOSING_STEPS, 1):
+
+        def feedback(action: Action = action) -> Iterator[tuple[str, bytes, bytes]]:
+            at = datetime.now(UTC).isoformat()
+            for n in tasks:
+                yield feedback_topic, _closing_task_id(n).encode(), _feedback(n, action, at)
+
+        wave = Wave(action.value, time.perf_counter(), number)
+        closing.waves.append(wave)
+        await _send_all(producer, feedback(), f"{what}{action.value}", len(tasks))
+        totals = await _applied(
+            closing, _feedback_through, _feedback_target(tasks, step), f"{what}{action.value}"
+        )
+        wave.done = time.perf_counter()
+        wave.rss = _memory_kib(_closing_worker(closing).pid, "VmRSS")
+        moved = totals.get(f"{TRANSITIONS}:{transition}", 0) - tasks.start
+        if moved != len(tasks):
+            raise RuntimeError(
+                f"{what}{action.value}: {moved:,.0f} of {len(tasks):,} tasks moved; the rest "
+                "were dead-lettered (see the worker's DLQ counters)"
+            )
+
+
+def _closing_worker(closing: Closing) -> Worker:
+    if closing.worker is None:
+        raise RuntimeError("the closing run has no worker")
+    return closing.worker
+
+
+def _round_prefix(closing: Closing, number: int) -> str:
+    """What progress lines and errors put before a wave's name: the round, when there are more
+    than one."""
+    rounds = len(closing.rounds())
+    return f"round {number}/{rounds}, " if rounds > 1 else ""
 
 
 @dataclass
@@ -1498,7 +1619,9 @@ async def _bench(run: Run, report: Report) -> None:
         closing_settings = run.settings("c")
         await _topics(closing_settings)
         closing = report.closing = Closing(
-            args.closed_tasks, broker_in_memory=args.broker == "tansu"
+            args.closed_tasks,
+            broker_in_memory=args.broker == "tansu",
+            round_size=args.closing_round,
         )
         worker = closing.worker = run.worker(closing_settings, "c")
         _progress("starting a fresh worker for the closing run (its startup is not measured)")
@@ -1550,6 +1673,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"tasks created and closed (default {_FULL['closed_tasks']:,}; 0 leaves it out)",
     )
     parser.add_argument(
+        "--closing-round",
+        type=int,
+        default=_CLOSING_ROUND,
+        help=f"tasks opened, then closed, per round of the closing part (default "
+        f"{_CLOSING_ROUND:,}; the last round may be smaller): a district closes tasks as it "
+        "opens them, and with every task open at once the worker's RSS after mostly shows that "
+        "high-water mark; 0 (or at least --closed-tasks) opens every task before closing any, "
+        "to measure that worst case",
+    )
+    parser.add_argument(
         "--partitions", type=int, default=8, help="partitions per topic (CITYGRID_PARTITIONS)"
     )
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
@@ -1566,10 +1699,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
     if args.events < 1 or args.partitions < 1 or args.workers < 1:
         parser.error("--events, --partitions and --workers must be at least 1")
-    if args.latency_rate < 0 or args.closed_tasks < 0:
-        parser.error("--latency-rate and --closed-tasks must not be negative")
+    if args.latency_rate < 0 or args.closed_tasks < 0 or args.closing_round < 0:
+        parser.error("--latency-rate, --closed-tasks and --closing-round must not be negative")
     if args.latency_rate > 0 and (args.latency_seconds <= 0 or args.latency_warmup < 0):
         parser.error("--latency-seconds must be positive and --latency-warmup not negative")
+    # Closing task n is on far point n, numbered across the rounds: the total must fit the grid.
     if args.closed_tasks > _FAR_COLUMNS * _FAR_COLUMNS:
         parser.error(f"--closed-tasks can be at most {_FAR_COLUMNS * _FAR_COLUMNS:,}")
     return args

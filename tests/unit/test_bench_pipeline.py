@@ -1,0 +1,80 @@
+"""The closing part of ``bench/pipeline.py``: its rounds, and the counter totals it waits for
+after each wave, summed over the rounds."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+PIPELINE = Path(__file__).resolve().parents[2] / "bench" / "pipeline.py"
+
+
+def _pipeline() -> ModuleType:
+    # bench/ is not a package: load the script the way `make bench` runs it, by path.
+    spec = importlib.util.spec_from_file_location("bench_pipeline", PIPELINE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up while they are built.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pipeline = _pipeline()
+
+
+@pytest.mark.parametrize(
+    ("tasks", "per_round", "sizes"),
+    [
+        (30_000, 10_000, [10_000, 10_000, 10_000]),
+        (25_000, 10_000, [10_000, 10_000, 5_000]),
+        (1_000_000, 50_000, [50_000] * 20),
+        (20_000, 50_000, [20_000]),
+        (20_000, 20_000, [20_000]),
+        (10_000, 0, [10_000]),
+        (1, 1, [1]),
+        (0, 0, []),
+    ],
+)
+def test_rounds_number_the_tasks_from_0_on_across_the_rounds(
+    tasks: int, per_round: int, sizes: list[int]
+) -> None:
+    rounds = pipeline._closing_rounds(tasks, per_round)
+    assert [len(r) for r in rounds] == sizes
+    assert [n for r in rounds for n in r] == list(range(tasks))
+    assert [r.stop for r in rounds] == [sum(sizes[: i + 1]) for i in range(len(sizes))]
+
+
+def test_feedback_targets_sum_every_round_so_far() -> None:
+    steps = len(pipeline._CLOSING_STEPS)
+    rounds = pipeline._closing_rounds(25_000, 10_000)
+    targets = [pipeline._feedback_target(r, s) for r in rounds for s in range(1, steps + 1)]
+    assert targets == [
+        10_000, 20_000, 30_000, 40_000,
+        50_000, 60_000, 70_000, 80_000,
+        85_000, 90_000, 95_000, 100_000,
+    ]  # fmt: skip
+    assert targets[-1] == steps * 25_000
+
+
+def test_one_round_waits_for_what_the_all_open_form_did() -> None:
+    (only,) = pipeline._closing_rounds(10_000, 0)
+    steps = len(pipeline._CLOSING_STEPS)
+    assert only.stop == 10_000
+    assert [pipeline._feedback_target(only, s) for s in range(1, steps + 1)] == [
+        s * 10_000 for s in range(1, steps + 1)
+    ]
+
+
+def test_closing_round_option() -> None:
+    assert pipeline._parse([]).closing_round == 50_000
+    quick = pipeline._parse(["--quick"])
+    assert len(pipeline._closing_rounds(quick.closed_tasks, quick.closing_round)) == 1
+    assert pipeline._parse(["--closing-round", "0"]).closing_round == 0
+    with pytest.raises(SystemExit):
+        pipeline._parse(["--closing-round", "-1"])
