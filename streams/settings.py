@@ -123,8 +123,8 @@ class Settings:
     )
     data_dir: Path = _setting(
         Path("var/citygrid"),
-        "Directory for the worker's local state: Faust's table store, and the closed tasks' slots "
-        "(slots/).",
+        "Directory for the worker's local state: Faust's table store, the closed tasks' slots "
+        "(slots/) and the task book's finished tasks (tasks/).",
     )
     merge_window: float = _setting(
         1800.0,
