@@ -156,7 +156,7 @@ kpi_topic = app.topic(
     topic_name(settings, "city.kpi.roads"), key_serializer="raw", value_serializer="raw"
 )
 
-taskbook = TaskBook(settings, on_disk=True)
+taskbook = TaskBook(settings, on_disk=True, latest_only=True)
 """Every task's latest state, the finished ones on local disk (the API's and the KPIs' input)."""
 
 outbox = Outbox(settings)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.settings import Settings
 from streams.topics import kafka_client_options
@@ -30,11 +30,28 @@ Apply = Callable[[bytes | None, bytes | None], object]
 class TopicFollower:
     """Feeds every record of ``topic`` to ``apply``, in offset order per partition."""
 
-    def __init__(self, settings: Settings, topic: str, apply: Apply) -> None:
+    def __init__(
+        self, settings: Settings, topic: str, apply: Apply, *, latest_only: bool = False
+    ) -> None:
         self.settings = settings
         self.topic = topic
         self._apply = apply
+        self._latest_only = latest_only
+        """Apply only the last record of each key in a fetch: for a reader that keeps only the
+        latest value of a compacted topic, the earlier ones are decoded for nothing."""
         self.ready = asyncio.Event()
+
+    def take(self, fetched: Iterable[Sequence[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Apply one fetch: each partition's records, in offset order."""
+        for records in fetched:
+            if self._latest_only:
+                # A key's records all sit in one partition, in order: the last wins.
+                latest = {record.key: record.value for record in records}
+                for key, value in latest.items():
+                    self._apply(key, value)
+            else:
+                for record in records:
+                    self._apply(record.key, record.value)
 
     async def run(self) -> None:
         """Follow the topic until cancelled."""
@@ -52,10 +69,7 @@ class TopicFollower:
         polls = 0
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        self._apply(record.key, record.value)
+                self.take((await consumer.getmany(timeout_ms=500)).values())
                 if self.ready.is_set():
                     continue
                 assigned = consumer.assignment()

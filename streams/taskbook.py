@@ -34,15 +34,24 @@ class TaskBook:
     local disk as it arrives, and leaves memory :data:`RECENT` later (at the next prune):
     :attr:`tasks` then holds the open tasks and the recently finished ones, and :meth:`get`,
     :meth:`listed` and :meth:`kpi_inputs` reach the rest. Without it, :attr:`tasks` holds them all.
+
+    With ``latest_only``, each fetch from the topic applies only the last state of each task in
+    it: the book keeps no other, and a busy task's earlier states are not decoded for nothing
+    (:class:`streams.simulator.TaskView` reacts to every state, so it does not set it).
     """
 
-    def __init__(self, settings: Settings, *, on_disk: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, on_disk: bool = False, latest_only: bool = False
+    ) -> None:
         self.tasks: dict[str, Task] = {}
         self.keep = timedelta(seconds=settings.kpi_window) + timedelta(days=1)
         self._directory = settings.data_dir / "tasks" if on_disk else None
         self._finished: FinishedTasks | None = None
         self._follower = TopicFollower(
-            settings, topic_name(settings, "city.tasks.state"), self.apply
+            settings,
+            topic_name(settings, "city.tasks.state"),
+            self.apply,
+            latest_only=latest_only,
         )
 
     @property

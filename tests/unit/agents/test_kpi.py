@@ -86,7 +86,9 @@ def topic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Recording
     # A worker's task book: the task, closed two hours ago, is on disk only.
     book = TaskBook(Settings(app_id="unit", data_dir=tmp_path), on_disk=True)
     book.apply(task.task_id.encode(), dumps(task.wire_fields()))
-    assert book.finished is not None and len(book.finished) == 1 and not book.tasks
+    assert book.finished is not None and not book.tasks
+    book.finished.flush()
+    assert len(book.finished) == 1
     book.ready.set()
     monkeypatch.setattr(kpi, "taskbook", book)
     monkeypatch.setattr(kpi, "registry", SimpleNamespace(ready=_ready(), index=[road]))

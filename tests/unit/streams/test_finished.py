@@ -47,6 +47,7 @@ def _stored(tasks: list[Task]) -> FinishedTasks:
     for task in tasks:
         if not task.status.is_open:
             finished.put(task, dumps(task.wire_fields()))
+    finished.flush()
     return finished
 
 
@@ -246,3 +247,14 @@ def test_a_worker_removes_the_databases_its_dead_predecessors_left_behind(
         assert finished.directory.parent == directory
     finally:
         finished.close()
+
+
+def test_tasks_put_are_written_together_and_read_before_they_are(store: FinishedTasks) -> None:
+    first, second = _closed("a~4001~000000000001"), _closed("a~4001~000000000002")
+    store.put(first, dumps(first.wire_fields()))
+    store.put(second, dumps(second.wire_fields()))
+    assert len(store) == 0, "not written yet"
+    store.delete(second.task_id)  # a tombstone before the write
+    assert store.get(first.task_id) == first  # reads write first
+    assert store.get(second.task_id) is None
+    assert len(store) == 1
