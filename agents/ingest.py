@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 _EVENT_KIND = (KIND_HEADER, Kind.EVENT.value.encode())
 _FEEDBACK_KIND = (KIND_HEADER, Kind.FEEDBACK.value.encode())
-_PLACE_CACHE = 100_000
-"""Encoded place headers kept: places repeat (roads, grid cells); a bound keeps memory flat."""
+_PLACE_CACHE = 32_768
+"""Encoded place headers kept: places repeat (a district's roads and grid cells number in the
+thousands); a bound keeps memory flat, about 190 B an entry (tracemalloc)."""
 
 
 def _origin(record: ConsumerRecord[bytes, bytes]) -> Origin:

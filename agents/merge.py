@@ -38,8 +38,9 @@ __all__ = ["Merge"]
 
 logger = logging.getLogger(__name__)
 
-_PLACE_CACHE = 100_000
-"""Decoded place headers kept (places repeat); a bound keeps memory flat."""
+_PLACE_CACHE = 32_768
+"""Decoded place headers kept (places repeat: see agents/ingest.py); a bound keeps memory flat,
+about 180 B an entry (tracemalloc)."""
 _FEEDBACK = Kind.FEEDBACK.value.encode()
 _TICK = Kind.TICK.value.encode()
 _STATE_TYPE = "city.task.state"

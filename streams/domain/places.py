@@ -41,8 +41,9 @@ _CELL_LAT: Final = CELL_SIZE_M / METRES_PER_DEGREE
 _MIN_COS: Final = 0.01
 # Float slack, in cells, on every box: a point exactly on a cell boundary is never missed.
 _SLACK: Final = 1e-9
-_POINTS_KEPT: Final = 100_000
-"""Places of points remembered between registry changes; a bound keeps memory flat."""
+_POINTS_KEPT: Final = 32_768
+"""Places of points remembered between registry changes (fixed sensors and cameras report from
+the same points); a bound keeps memory flat, about 240 B an entry (tracemalloc)."""
 
 
 class Place(NamedTuple):
