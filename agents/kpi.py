@@ -67,7 +67,7 @@ async def publish_kpis() -> None:
     # The thread reads copies: the loop goes on changing the task book and the registry. The
     # tasks themselves are frozen, so a shallow copy is a consistent snapshot; the finished tasks
     # on disk are read as of the same instant.
-    tasks, finished = taskbook.kpi_inputs()
+    tasks, finished = await taskbook.kpi_inputs()
     roads = {road.road_id: road.community for road in registry.index}
     # Seconds of arithmetic at 100,000 tasks: run on the loop, they would stall the stages. Faust
     # awaits a timer's run before it sleeps towards the next one, so two runs never overlap.

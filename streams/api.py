@@ -618,7 +618,7 @@ class Api:
         stored: tuple[Sequence[Task], int] = ((), 0)
         finished = self.taskbook.finished
         if finished is not None:
-            finished.flush()
+            await finished.settle()
             stored = await asyncio.to_thread(stored_page, finished, task_filter, page)
         # The tasks in memory are taken after those on disk: a task that finished meanwhile is
         # then on disk only, never listed twice (at worst missing from this one answer).
@@ -735,7 +735,7 @@ class Api:
             loop = asyncio.get_running_loop()
             if self._kpi is not None and loop.time() - self._kpi[0] < _KPI_REUSE_SECONDS:
                 return self._kpi[1]
-            tasks, finished = self.taskbook.kpi_inputs()
+            tasks, finished = await self.taskbook.kpi_inputs()
             report = await asyncio.to_thread(
                 report_of,
                 tasks,

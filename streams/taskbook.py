@@ -105,11 +105,13 @@ class TaskBook:
             return self.tasks.values()
         return [task for task in self.tasks.values() if task.status.is_open]
 
-    def kpi_inputs(self) -> tuple[list[Task], KpiSource | None]:
+    async def kpi_inputs(self) -> tuple[list[Task], KpiSource | None]:
         """A consistent snapshot for a KPI report: the tasks to count from memory, and the
         finished tasks on disk at this instant (their tally is blocking work for a thread)."""
         if self._finished is None:
             return list(self.tasks.values()), None
+        await self._finished.settle()
+        # No await from here on: the open tasks and the mark are of one instant.
         source = KpiSource(self._finished, self._finished.mark())
         return [task for task in self.tasks.values() if task.status.is_open], source
 
@@ -124,6 +126,7 @@ class TaskBook:
         floor = now - self.keep
         dropped = 0
         if self._finished is not None:
+            await self._finished.settle()
             dropped = self._finished.prune(floor)
             floor = now - RECENT
         stale = await asyncio.to_thread(_stale, list(self.tasks.values()), floor)

@@ -3,6 +3,7 @@ the same tasks in memory, and the task book moves finished tasks there and back.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -214,7 +215,7 @@ async def test_long_finished_tasks_go_to_disk_only_and_a_tombstone_forgets_them(
     _apply(book, old)
     assert book.tasks == {}
     assert book.get(old.task_id) == old
-    tasks, source = book.kpi_inputs()
+    tasks, source = await book.kpi_inputs()
     assert tasks == [] and source is not None
     now = old.closed_at + timedelta(hours=1) if old.closed_at else old.updated_at
     report = report_of(tasks, source, now=now, window=timedelta(days=1), red_flags=1, roads={})
@@ -255,6 +256,30 @@ def test_tasks_put_are_written_together_and_read_before_they_are(store: Finished
     store.put(second, dumps(second.wire_fields()))
     assert len(store) == 0, "not written yet"
     store.delete(second.task_id)  # a tombstone before the write
-    assert store.get(first.task_id) == first  # reads write first
+    assert store.get(first.task_id) == first  # read before it is written
     assert store.get(second.task_id) is None
+    store.flush()
     assert len(store) == 1
+
+
+async def test_on_a_loop_tasks_are_written_behind_and_found_all_along(
+    store: FinishedTasks,
+) -> None:
+    tasks = [_closed(f"a~4001~{n:012x}") for n in range(2_500)]
+    for task in tasks:
+        store.put(task, dumps(task.wire_fields()))
+    # The first thousand went to the writer thread at once, the rest once it is done.
+    assert all(store.get(task.task_id) == task for task in tasks[::97])
+    seen = set()
+    for _ in range(500):
+        seen.add(len(store))
+        if len(store) == len(tasks):
+            break
+        await asyncio.sleep(0.01)
+    assert seen <= {0, 1_000, 2_500}, "a transaction per batch"
+    assert len(store) == len(tasks)
+    late = [_closed(f"b~4001~{n:012x}") for n in range(10)]
+    for task in late:
+        store.put(task, dumps(task.wire_fields()))
+    assert store.mark() > 0
+    assert len(store) == len(tasks) + len(late), "a mark writes the pending tasks first"
