@@ -697,8 +697,9 @@ def _closing_details(closing: Closing) -> list[str]:
     per_task = (closing.rss_after - closing.rss_ready) * 1024 / created
     lines.append(
         f"          worker VmRSS {_mib(closing.rss_ready, '')} -> {_mib(closing.rss_after, '')} "
-        f"MiB: {per_task:,.0f} B per task kept (the slot store keeps each task's slot, the task "
-        "book its last state for the KPI window plus a day); broker VmRSS "
+        f"MiB: {per_task:,.0f} B per task (closed tasks' slots and task states are on local "
+        "disk; memory keeps the open ones, bounded caches, and what the largest round left in "
+        "CPython's allocator); broker VmRSS "
         f"{_mib(closing.broker_rss_ready, '')} -> "
         f"{_mib(closing.broker_rss_after, '')} MiB"
     )
