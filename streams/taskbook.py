@@ -80,10 +80,16 @@ class TaskBook:
             logger.warning("ignoring task state %s: %s", task_id, exc)
             return None
         if self._directory is not None and not task.status.is_open:
+            now = datetime.now(UTC)
+            if task.updated_at < now - self.keep:
+                # The compacted topic keeps every task ever: a worker reading it from the start
+                # skips those prune would drop at once.
+                self.tasks.pop(task_id, None)
+                return task
             if self._finished is None:
                 self._finished = FinishedTasks(self._directory)
             self._finished.put(task, value)
-            if task.updated_at < datetime.now(UTC) - RECENT:
+            if task.updated_at < now - RECENT:
                 # Long finished (a worker reading the states from the start): disk only, or a
                 # restart would hold the whole month in memory until the first prune.
                 self.tasks.pop(task_id, None)

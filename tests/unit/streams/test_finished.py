@@ -211,7 +211,17 @@ async def test_long_finished_tasks_go_to_disk_only_and_a_tombstone_forgets_them(
     tmp_path: Path,
 ) -> None:
     book = _book(tmp_path)
-    old = _closed("a~4001~000000000001")  # closed in 2026-11, long before now
+    # Closed two hours ago: long finished, yet within the KPI window and a day.
+    hours = datetime.now(UTC) - timedelta(hours=3)
+    old = make_task(
+        "a~4001~000000000001",
+        status=Status.CLOSED,
+        created_at=hours,
+        due_at=hours + timedelta(hours=4),
+        handled_at=hours + timedelta(minutes=30),
+        closed_at=hours + timedelta(hours=1),
+        updated_at=hours + timedelta(hours=1),
+    )
     _apply(book, old)
     assert book.tasks == {}
     assert book.get(old.task_id) == old
@@ -222,6 +232,10 @@ async def test_long_finished_tasks_go_to_disk_only_and_a_tombstone_forgets_them(
     assert report.district.window.closed == 1
     book.apply(old.task_id.encode(), None)
     assert book.get(old.task_id) is None
+    # Finished before the KPI window and a day (the topic keeps every task ever): not kept.
+    ancient = replace(old, updated_at=datetime.now(UTC) - book.keep - timedelta(minutes=1))
+    _apply(book, ancient)
+    assert book.get(ancient.task_id) is None
     book.close()
 
 
