@@ -38,7 +38,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     TopicAlreadyExistsError,
 )
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.json import dumps, loads
@@ -171,16 +171,17 @@ class Sink:
     where any other Kafka client would put them.
     """
 
-    _PARTITION_CACHE = 32_768
-    """Keys whose partition is remembered: the tasks in flight and the devices reporting (a clear
-    when full keeps memory flat, about 150 B an entry with the key it keeps alive)."""
+    _HASH_CACHE = 32_768
+    """Keys whose hash is remembered: the tasks in flight and the devices reporting (a clear when
+    full keeps memory flat, about 100 B an entry with the key it keeps alive). A hash serves
+    every topic: a task's state and its transitions go to two."""
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self._open: dict[tuple[str, int], Any] = {}
         self._queued: list[tuple[Any, str, int]] = []
         self._partitions: dict[str, list[int]] = {}
-        self._keyed: dict[tuple[str, bytes], int] = {}
+        self._hashes: dict[bytes, int] = {}
         self._partitioner = DefaultPartitioner()
 
     async def send(
@@ -212,12 +213,14 @@ class Sink:
             partitions = self._partitions[topic] = sorted(known)
         if key is None:
             return int(self._partitioner(None, partitions, partitions))
-        cached = self._keyed.get((topic, key))
-        if cached is None:
-            if len(self._keyed) >= self._PARTITION_CACHE:
-                self._keyed.clear()
-            cached = self._keyed[(topic, key)] = int(self._partitioner(key, partitions, []))
-        return cached
+        # What aiokafka's DefaultPartitioner does, with the pure-Python murmur2 (about 13 µs a
+        # key here) computed once per key.
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._HASH_CACHE:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return partitions[hashed % len(partitions)]
 
     async def submit(self) -> asyncio.Future[Any]:
         """Hand everything queued to the producer now; the returned future completes when the

@@ -7,13 +7,15 @@ import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.enums import Status
 from streams.domain.merge import MergeConfig, Result, SlotState, decide, forgettable
-from streams.engine import Batch, SlotStore, Stage
+from streams.engine import Batch, Sink, SlotStore, Stage
 from streams.settings import Settings
 from tests.unit.streams.domain.test_merge import T0, YULONG, fold, report
 
@@ -188,3 +190,25 @@ def test_dropping_a_partition_forgets_its_cold_slots(tmp_path: Path) -> None:
     # SQLite unlinked its temporary file at once: nothing is left behind, even by a crash.
     assert list(tmp_path.rglob("*")) == [tmp_path / "slots"]
     store.close()
+
+
+class _Partitions:
+    """A producer's view of the topics' partitions, for a sink's partitioning."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.counts[topic]))
+
+
+async def test_a_sink_partitions_keys_as_aiokafka_does_on_every_topic() -> None:
+    counts = {"state": 8, "events": 8, "odd": 3}
+    sink = Sink(SimpleNamespace(producer=_Partitions(counts)))  # type: ignore[arg-type]
+    partitioner = DefaultPartitioner()
+    keys = [f"cell:{n}~4001~{n:012x}".encode() for n in range(300)] + [b"", b"\xff" * 7]
+    for _ in range(2):  # computed, then from the cache
+        for key in keys:
+            for topic, count in counts.items():
+                expected = partitioner(key, list(range(count)), [])
+                assert await sink._partition_of(topic, key) == expected
