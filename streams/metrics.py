@@ -143,8 +143,9 @@ SLOTS = Gauge(
 )
 TASK_BOOK = Gauge(
     "citygrid_task_book",
-    "Task states this worker keeps for the API and the KPIs: memory (open tasks, and those "
-    "finished in the last minute), disk (finished tasks of the KPI window and a day).",
+    "Task states this worker keeps for the API and the KPIs: memory (open tasks, and the "
+    "latest finished ones: the last hour's, at most 2,000), disk (finished tasks of the KPI "
+    "window and a day).",
     ["where"],
     registry=REGISTRY,
 )

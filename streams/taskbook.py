@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -17,23 +18,26 @@ from streams.follower import TopicFollower
 from streams.settings import Settings
 from streams.topics import topic_name
 
-__all__ = ["RECENT", "KpiSource", "TaskBook", "report_of"]
+__all__ = ["RECENT", "RECENT_MAX", "KpiSource", "TaskBook", "report_of"]
 
 logger = logging.getLogger(__name__)
 
 
-RECENT = timedelta(minutes=1)
-"""How long a finished task stays in memory too, once on disk: long enough for the live feeds
-(the SSE stream polls every half second) to show it closed before it leaves them."""
+RECENT = timedelta(hours=1)
+"""How long a finished task stays in memory too, once on disk: the live feed (the SSE stream,
+the board's closed and cancelled columns) shows the last hour's..."""
+RECENT_MAX = 2_000
+"""...at most this many of them, the latest: a burst of closes does not fill the memory."""
 
 
 class TaskBook:
     """Task id to latest Task; forgets finished tasks that left the KPI window.
 
     With ``on_disk`` (a worker's book), a finished task also goes to :class:`FinishedTasks` on
-    local disk as it arrives, and leaves memory :data:`RECENT` later (at the next prune):
-    :attr:`tasks` then holds the open tasks and the recently finished ones, and :meth:`get`,
-    :meth:`listed` and :meth:`kpi_inputs` reach the rest. Without it, :attr:`tasks` holds them all.
+    local disk as it arrives, and leaves memory :data:`RECENT` later (at the next prune), or as
+    soon as :data:`RECENT_MAX` later ones came: :attr:`tasks` then holds the open tasks and the
+    recently finished ones, and :meth:`get`, :meth:`listed` and :meth:`kpi_inputs` reach the
+    rest. Without it, :attr:`tasks` holds them all.
 
     With ``latest_only``, each fetch from the topic applies only the last state of each task in
     it: the book keeps no other, and a busy task's earlier states are not decoded for nothing
@@ -47,6 +51,8 @@ class TaskBook:
         self.keep = timedelta(seconds=settings.kpi_window) + timedelta(days=1)
         self._directory = settings.data_dir / "tasks" if on_disk else None
         self._finished: FinishedTasks | None = None
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        """The ids of the finished tasks in memory, the latest last (with ``on_disk``)."""
         self._follower = TopicFollower(
             settings,
             topic_name(settings, "city.tasks.state"),
@@ -70,7 +76,7 @@ class TaskBook:
             return None
         task_id = key.decode("utf-8", "replace")
         if value is None:
-            self.tasks.pop(task_id, None)
+            self._forget(task_id)
             if self._finished is not None:
                 self._finished.delete(task_id)
             return None
@@ -92,10 +98,19 @@ class TaskBook:
             if task.updated_at < now - RECENT:
                 # Long finished (a worker reading the states from the start): disk only, or a
                 # restart would hold the whole month in memory until the first prune.
-                self.tasks.pop(task_id, None)
+                self._forget(task_id)
                 return task
+            self._recent[task_id] = None
+            self._recent.move_to_end(task_id)
+            if len(self._recent) > RECENT_MAX:
+                self._forget(next(iter(self._recent)))
         self.tasks[task_id] = task
         return task
+
+    def _forget(self, task_id: str) -> None:
+        """Let go of the memory copy of finished task ``task_id``."""
+        self._recent.pop(task_id, None)
+        self.tasks.pop(task_id, None)
 
     def get(self, task_id: str) -> Task | None:
         """Task ``task_id``, from memory or disk."""
@@ -138,7 +153,7 @@ class TaskBook:
         stale = await asyncio.to_thread(_stale, list(self.tasks.values()), floor)
         for task in stale:
             if self.tasks.get(task.task_id) is task:
-                del self.tasks[task.task_id]
+                self._forget(task.task_id)
                 if self._finished is None:
                     dropped += 1
         return dropped

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from schemas.enums import Domain, Priority, Status
 from schemas.json import dumps
 from schemas.task import Task
+from streams import taskbook
 from streams.api import Page, Selection, TaskFilter, encode_cursor, select, sort_key, stored_page
 from streams.domain.kpi import kpi_report, report_bounds
 from streams.finished import FinishedTasks
@@ -297,3 +298,30 @@ async def test_on_a_loop_tasks_are_written_behind_and_found_all_along(
         store.put(task, dumps(task.wire_fields()))
     assert store.mark() > 0
     assert len(store) == len(tasks) + len(late), "a mark writes the pending tasks first"
+
+
+async def test_only_the_latest_finished_tasks_stay_in_memory_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(taskbook, "RECENT_MAX", 3)
+    book = _book(tmp_path)
+    now = datetime.now(UTC)
+    closed = [
+        make_task(
+            f"a~4001~{n:012x}",
+            status=Status.CLOSED,
+            created_at=now,
+            updated_at=now,
+            closed_at=now,
+            handled_at=now,
+        )
+        for n in range(6)
+    ]
+    for task in closed[:5]:
+        _apply(book, task)
+    assert set(book.tasks) == {closed[n].task_id for n in (2, 3, 4)}
+    _apply(book, closed[2])  # a later state of a task still in memory: it becomes the latest
+    _apply(book, closed[5])
+    assert set(book.tasks) == {closed[n].task_id for n in (4, 2, 5)}
+    assert all(book.get(task.task_id) == task for task in closed)
+    book.close()
