@@ -618,7 +618,7 @@ class Api:
         stored: tuple[Sequence[Task], int] = ((), 0)
         finished = self.taskbook.finished
         if finished is not None:
-            await finished.settle()
+            await finished.cut()
             stored = await asyncio.to_thread(stored_page, finished, task_filter, page)
         # The tasks in memory are taken after those on disk: a task that finished meanwhile is
         # then on disk only, never listed twice (at worst missing from this one answer).

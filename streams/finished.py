@@ -29,8 +29,8 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -129,13 +129,13 @@ class FinishedTasks:
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._lock = threading.Lock()
-        """One thread at a time on the writer connection (the writer thread, or the loop)."""
+        """One thread at a time on the writer connection."""
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="citygrid-finished")
+        """Runs the writes, one after the other, in the order they were submitted."""
         self._pending: dict[str, tuple[Task, bytes]] = {}
-        """Tasks put since the last write began, by id."""
-        self._writing: dict[str, tuple[Task, bytes]] = {}
-        """Tasks the writer thread is writing."""
-        self._inflight: asyncio.Future[None] | None = None
+        """Tasks put since the last batch was submitted, by id."""
+        self._writing: list[tuple[dict[str, tuple[Task, bytes]], Future[int]]] = []
+        """The batches submitted and not yet seen written, oldest first."""
         self._closed = False
         self._reader = _connect(path, check_same_thread=False)
         self._reading = threading.Lock()
@@ -148,71 +148,78 @@ class FinishedTasks:
     def put(self, task: Task, value: bytes) -> None:
         """Keep finished ``task``, ``value`` its encoded state (replaces an earlier state).
 
-        Written in the background once a thousand are pending (without a running event loop, at
-        once): a transaction per task state cost about 80 µs. Every read here sees the tasks put,
-        written or not; a caller that reads in a thread (:meth:`tally`, :meth:`page`) awaits
-        :meth:`settle` first."""
+        Written by the writer thread, a thousand at a time (a transaction per task state cost
+        about 80 µs on the loop); without a running event loop, at once. Every read here sees the
+        tasks put, written or not; a reader in a thread (:meth:`tally`, :meth:`page`) awaits
+        :meth:`cut` first."""
         self._pending[task.task_id] = (task, value)
         if len(self._pending) >= _FLUSH_AT:
-            self._write_behind()
+            self._submit()
 
-    def _write_behind(self) -> None:
-        if self._inflight is not None or self._closed:
-            return  # the write in flight starts the next when it is done
+    def _submit(self) -> Future[int]:
+        """Hand the pending tasks to the writer thread as one batch: its future gives the mark
+        once they are written (every task put before now is written then, none after)."""
+        batch, self._pending = self._pending, {}
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.flush()
-            return
-        self._writing, self._pending = self._pending, {}
-        written = loop.run_in_executor(self._writer, self._write, list(self._writing.values()))
-        written.add_done_callback(self._written)
-        self._inflight = written
+            loop = None
+        if loop is None or self._closed:
+            done: Future[int] = Future()
+            self.flush(batch)
+            done.set_result(self._max_seq())
+            return done
+        written = self._writer.submit(self._write, list(batch.values()))
+        self._writing.append((batch, written))
+        # Told on the loop, where the rest of this store's state lives.
+        asyncio.wrap_future(written, loop=loop).add_done_callback(self._written)
+        return written
 
-    async def settle(self) -> None:
-        """Have every pending task written, by the writer thread: then :meth:`mark` and the reads
-        in a thread see them all, and the loop wrote none itself."""
-        while self._inflight is not None or self._pending:
-            if self._inflight is None:
-                self._write_behind()
-            inflight = self._inflight
-            if inflight is None:  # closed, or no loop: written at once
-                return
-            with contextlib.suppress(Exception):  # logged by _written
-                await asyncio.shield(inflight)
+    def _written(self, _done: asyncio.Future[int]) -> None:
+        while self._writing and self._writing[0][1].done():
+            written = self._writing.pop(0)[1]
+            if not written.cancelled() and (failure := written.exception()) is not None:
+                # A cache of city.tasks.state: the tasks are missing from lists and KPIs until a
+                # restarted worker reads the topic again.
+                logger.error("could not keep finished tasks on disk: %r", failure)
 
-    def _written(self, written: asyncio.Future[None]) -> None:
-        self._writing = {}
-        self._inflight = None
-        if not written.cancelled() and (failure := written.exception()) is not None:
-            # A cache of city.tasks.state: the tasks are missing from lists and KPIs until a
-            # restarted worker reads the topic again.
-            logger.error("could not keep finished tasks on disk: %r", failure)
-        if len(self._pending) >= _FLUSH_AT:
-            self._write_behind()
-
-    def _write(self, batch: Sequence[tuple[Task, bytes]]) -> None:
+    def _write(self, batch: Sequence[tuple[Task, bytes]]) -> int:
+        """Write ``batch`` in one transaction; returns the mark after it."""
         rows = [_row(task, value) for task, value in batch]
         with self._lock:
-            if not rows:
-                return  # a write in flight is done: the lock was free
-            # One transaction (the connection is in autocommit mode: one per row otherwise).
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(_UPSERT, rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            if rows:
+                # One transaction (the connection is in autocommit mode: one per row otherwise).
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany(_UPSERT, rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            return self._max_seq_locked()
 
-    def flush(self) -> None:
-        """Write the pending tasks now, after any write in flight."""
-        batch = list(self._pending.values())
-        self._pending.clear()
-        self._write(batch)
+    async def cut(self) -> int:
+        """Have every task put so far written; returns the mark then: every task put before the
+        call is at or before it, every task put after it after it (a new state of a kept task
+        keeps its place). Call it in the same step as the snapshot it goes with."""
+        return await asyncio.wrap_future(self._submit())
+
+    def flush(self, batch: Mapping[str, tuple[Task, bytes]] | None = None) -> None:
+        """Write the pending tasks (or ``batch``) now, on this thread, after every batch in
+        flight (they may hold earlier states of the same tasks)."""
+        for _, written in list(self._writing):
+            with contextlib.suppress(Exception):  # logged by _written
+                written.result()
+        if batch is None:
+            batch, self._pending = self._pending, {}
+        self._write(list(batch.values()))
 
     def get(self, task_id: str) -> Task | None:
-        entry = self._pending.get(task_id) or self._writing.get(task_id)
+        entry = self._pending.get(task_id)
+        for batch, _ in reversed(self._writing):
+            if entry is not None:
+                break
+            entry = batch.get(task_id)
         if entry is not None:
             return entry[0]
         with self._lock:
@@ -225,35 +232,49 @@ class FinishedTasks:
         return isinstance(task_id, str) and self.get(task_id) is not None
 
     def delete(self, task_id: str) -> None:
+        """Forget ``task_id`` (after the batches in flight, which may hold it)."""
         self._pending.pop(task_id, None)
-        self._writing.pop(task_id, None)
-        # After a write in flight (the lock), which may hold the task.
+        for batch, _ in self._writing:
+            batch.pop(task_id, None)
+        if self._writing and not self._closed:
+            self._writer.submit(self._delete, task_id)
+        else:
+            self._delete(task_id)
+
+    def _delete(self, task_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM finished WHERE task_id = ?", (task_id,))
 
-    def prune(self, floor: datetime) -> int:
-        """Forget the tasks last changed before ``floor``; returns how many."""
-        self.flush()
+    async def prune(self, floor: datetime) -> int:
+        """Forget the tasks last changed before ``floor``, in the writer thread, after the tasks
+        put so far; returns how many."""
+        self._submit()
+        return await asyncio.wrap_future(
+            self._writer.submit(self._prune, (floor - _EPOCH) // _MICROSECOND)
+        )
+
+    def _prune(self, floor: int) -> int:
         with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM finished WHERE updated < ?", ((floor - _EPOCH) // _MICROSECOND,)
-            )
-        return cursor.rowcount
+            return self._db.execute("DELETE FROM finished WHERE updated < ?", (floor,)).rowcount
 
     def __len__(self) -> int:
-        """How many tasks are kept (as of the last flush): a scan (tens of milliseconds at a
-        million), safe in a thread."""
+        """How many tasks are written: a scan (tens of milliseconds at a million), safe in a
+        thread."""
         with self._reading:
             row = self._reader.execute("SELECT count(*) FROM finished").fetchone()
         return int(row[0])
 
     def mark(self) -> int:
-        """A mark that :meth:`tally` can take the tasks finished by now with: every task kept now
-        is at or before it, every task arriving later after it (a new state of a kept task keeps
-        its place). Writes the pending tasks first."""
+        """:meth:`cut`, blocking: writes the pending tasks on this thread."""
         self.flush()
+        return self._max_seq()
+
+    def _max_seq(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT max(seq) FROM finished").fetchone()
+            return self._max_seq_locked()
+
+    def _max_seq_locked(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM finished").fetchone()
         return int(row[0] or 0)
 
     def tally(self, bounds: Sequence[tuple[int, int]], upto: int) -> FinishedTally:
@@ -352,6 +373,7 @@ class FinishedTasks:
         """Close the database and remove its directory."""
         self._closed = True
         self._writer.shutdown(wait=True)
+        self._writing.clear()
         with self._reading:
             self._reader.close()
         self._db.close()

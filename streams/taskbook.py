@@ -131,10 +131,11 @@ class TaskBook:
         finished tasks on disk at this instant (their tally is blocking work for a thread)."""
         if self._finished is None:
             return list(self.tasks.values()), None
-        await self._finished.settle()
-        # No await from here on: the open tasks and the mark are of one instant.
-        source = KpiSource(self._finished, self._finished.mark())
-        return [task for task in self.tasks.values() if task.status.is_open], source
+        tasks = [task for task in self.tasks.values() if task.status.is_open]
+        # In the same step as the snapshot: the cut's mark takes every task finished before it
+        # and none after, so no task counts twice or not at all.
+        mark = await self._finished.cut()
+        return tasks, KpiSource(self._finished, mark)
 
     async def prune(self, now: datetime) -> int:
         """Drop closed and cancelled tasks last changed before the KPI window; returns how many.
@@ -147,8 +148,7 @@ class TaskBook:
         floor = now - self.keep
         dropped = 0
         if self._finished is not None:
-            await self._finished.settle()
-            dropped = self._finished.prune(floor)
+            dropped = await self._finished.prune(floor)
             floor = now - RECENT
         stale = await asyncio.to_thread(_stale, list(self.tasks.values()), floor)
         for task in stale:
