@@ -166,8 +166,7 @@ class FinishedTasks:
             loop = None
         if loop is None or self._closed:
             done: Future[int] = Future()
-            self.flush(batch)
-            done.set_result(self._max_seq())
+            done.set_result(self.flush(batch))
             return done
         written = self._writer.submit(self._write, list(batch.values()))
         self._writing.append((batch, written))
@@ -204,15 +203,15 @@ class FinishedTasks:
         keeps its place). Call it in the same step as the snapshot it goes with."""
         return await asyncio.wrap_future(self._submit())
 
-    def flush(self, batch: Mapping[str, tuple[Task, bytes]] | None = None) -> None:
+    def flush(self, batch: Mapping[str, tuple[Task, bytes]] | None = None) -> int:
         """Write the pending tasks (or ``batch``) now, on this thread, after every batch in
-        flight (they may hold earlier states of the same tasks)."""
+        flight (they may hold earlier states of the same tasks); returns the mark then."""
         for _, written in list(self._writing):
             with contextlib.suppress(Exception):  # logged by _written
                 written.result()
         if batch is None:
             batch, self._pending = self._pending, {}
-        self._write(list(batch.values()))
+        return self._write(list(batch.values()))
 
     def get(self, task_id: str) -> Task | None:
         entry = self._pending.get(task_id)
@@ -266,12 +265,7 @@ class FinishedTasks:
 
     def mark(self) -> int:
         """:meth:`cut`, blocking: writes the pending tasks on this thread."""
-        self.flush()
-        return self._max_seq()
-
-    def _max_seq(self) -> int:
-        with self._lock:
-            return self._max_seq_locked()
+        return self.flush()
 
     def _max_seq_locked(self) -> int:
         row = self._db.execute("SELECT max(seq) FROM finished").fetchone()
