@@ -183,6 +183,10 @@ _LATENCY_TICK_S = 0.002
 _KEEPS_UP_GROWTH = 0.05
 """Latency growing faster than this (seconds per second of run) means the worker handles less
 than about 95% of what it is offered: it is falling behind."""
+_KEEPS_UP_SHARE = 0.95
+"""Reports seen in task states at less than this share of the rate they were sent means the
+worker fell behind, whatever the slope says: a backlog left by the warm-up drains at the
+worker's own pace, and its latencies need not grow in send order."""
 _SUPERVISORS = 5
 _CHIEFS = 20
 
@@ -314,12 +318,21 @@ class Latency:
         return sum((sent - mean_x) * (lat - mean_y) for sent, lat in self.samples) / spread
 
     def kept_up(self) -> bool:
-        """Every report seen, and latency not growing over the run by more than
-        :data:`_KEEPS_UP_GROWTH` seconds a second."""
+        """Every report seen, seen at about the rate sent (:data:`_KEEPS_UP_SHARE`), and latency
+        not growing over the run by more than :data:`_KEEPS_UP_GROWTH` seconds a second."""
         growth = self.growth()
         return (
-            self.done and not self.unmatched and growth is not None and (growth <= _KEEPS_UP_GROWTH)
+            self.done
+            and not self.unmatched
+            and growth is not None
+            and growth <= _KEEPS_UP_GROWTH
+            and not self.slower_than_sent()
         )
+
+    def slower_than_sent(self) -> bool:
+        """Reports seen in task states at less than :data:`_KEEPS_UP_SHARE` of the sent rate."""
+        handled = self.handled()
+        return handled is not None and handled.per_second < _KEEPS_UP_SHARE * self.sent_rate()
 
 
 @dataclass
@@ -576,6 +589,8 @@ def _latency_row(lat: Latency) -> list[str]:
         verdict = "kept up"
     elif lat.unmatched:
         verdict = f"FELL BEHIND: {lat.unmatched:,} reports not seen after the drain"
+    elif lat.slower_than_sent():
+        verdict = "FELL BEHIND: handled slower than sent"
     else:
         growth = (lat.growth() or 0.0) * 1000
         verdict = f"FELL BEHIND: latency grows {growth:,.0f} ms per s of run, without bound"

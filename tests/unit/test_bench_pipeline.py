@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,27 @@ def test_closing_round_option() -> None:
     assert pipeline._parse(["--closing-round", "0"]).closing_round == 0
     with pytest.raises(SystemExit):
         pipeline._parse(["--closing-round", "-1"])
+
+
+def _latency(seen_at: list[float]) -> Any:
+    """1,000 reports sent at 100/s, each seen in a task state at ``seen_at[i]``."""
+    lat = pipeline.Latency(offered=100.0, seconds=10.0, warmup=0.0)
+    sent_at = [i / 100 for i in range(1000)]
+    lat.sent, lat.first_send, lat.last_send, lat.done = 1000, sent_at[0], sent_at[-1], True
+    lat.samples = [(sent, seen - sent) for sent, seen in zip(sent_at, seen_at, strict=True)]
+    return lat
+
+
+def test_a_worker_seeing_every_report_soon_after_it_is_sent_kept_up() -> None:
+    lat = _latency([i / 100 + 0.02 for i in range(1000)])
+    assert lat.kept_up()
+    assert "kept up" in pipeline._latency_row(lat)[0]
+
+
+def test_a_backlog_drained_at_half_the_sent_rate_fell_behind_whatever_the_slope() -> None:
+    # Seen at 50/s from 5 s on, the last sent first: latency falls in send order (a negative
+    # slope), yet the worker handled half of what it was sent.
+    lat = _latency([5 + (999 - i) / 50 for i in range(1000)])
+    assert lat.growth() < 0
+    assert not lat.kept_up()
+    assert "FELL BEHIND: handled slower than sent" in pipeline._latency_row(lat)[0]
