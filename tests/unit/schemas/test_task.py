@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,6 +93,30 @@ def test_task_round_trips_through_json() -> None:
     again = Task.from_wire(loads(dumps(task.to_wire())))
     assert again == task
     assert again.created_at.utcoffset() == timedelta(hours=8)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status", "nope"),
+        ("status", ["open"]),
+        ("domain", "weather"),
+        ("priority", 7),
+        ("sources", ["terminal", "pigeon"]),
+    ],
+)
+def test_a_task_with_a_value_outside_its_enum_is_refused(field: str, value: Any) -> None:
+    wire = _task().to_wire()
+    wire[field] = value
+    with pytest.raises(ValueError, match="is not one of"):
+        Task.from_wire(wire)
+
+
+def test_enum_fields_come_back_as_members() -> None:
+    again = Task.from_wire(_task(sources=(Source.TERMINAL, Source.CAMERA)).to_wire())
+    assert type(again.status) is Status
+    assert type(again.priority) is Priority
+    assert [type(s) for s in again.sources] == [Source, Source]
 
 
 def test_cancelled_task_round_trips_with_its_reason() -> None:
