@@ -4,18 +4,21 @@ tests/integration)."""
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafkas
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.enums import Status
 from streams.domain.merge import MergeConfig, Result, SlotState, decide, forgettable
-from streams.engine import Batch, Sink, SlotStore, Stage
+from streams.engine import Batch, Sink, SlotStore, Stage, murmur2
 from streams.settings import Settings
 from tests.unit.streams.domain.test_merge import T0, YULONG, fold, report
 
@@ -212,3 +215,27 @@ async def test_a_sink_partitions_keys_as_aiokafka_does_on_every_topic() -> None:
             for topic, count in counts.items():
                 expected = partitioner(key, list(range(count)), [])
                 assert await sink._partition_of(topic, key) == expected
+
+
+def test_murmur2_is_aiokafkas_on_keys_of_every_length() -> None:
+    rng = random.Random(5)
+    for size in range(70):
+        for _ in range(20):
+            key = bytes(rng.randrange(256) for _ in range(size))
+            assert murmur2(key) == aiokafkas(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "java"),
+    [
+        # Kafka's own cases for Utils.murmur2 (clients/.../common/utils/UtilsTest.java).
+        (b"21", -973932308),
+        (b"foobar", -790332482),
+        (b"a-little-bit-long-string", -985981536),
+        (b"a-little-bit-longer-string", -1486304829),
+        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+        (b"abc", 479470107),
+    ],
+)
+def test_murmur2_is_the_java_clients(key: bytes, java: int) -> None:
+    assert murmur2(key) == java & 0xFFFFFFFF
