@@ -73,8 +73,9 @@ def murmur2(data: bytes) -> int:
 
     The same as aiokafka's, which reads the key byte by byte, in 60-70% of its time (4.5 us
     against 6.5 for a 33-byte key, 5.7 against 9.9 for 27 bytes, timeit): four bytes a step
-    from ``struct``, masks only where a product can pass 32 bits. A native hash was tried (the murmurhash2 wheel): it lets go of
-    the GIL for every key and then waits for any busy thread to give it back.
+    from ``struct``, masks only where a product can pass 32 bits. A native hash was tried (the
+    murmurhash2 wheel): it lets go of the GIL for every key and then waits for any busy thread
+    to give it back.
     """
     length = len(data)
     h = 0x9747B28C ^ length
