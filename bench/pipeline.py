@@ -28,10 +28,10 @@ One run starts its own broker (tansu, or Apache Kafka 4 in KRaft mode) and measu
    place, a quarter of the run apart, so one in four opens a task and three merge). The first
    ``--latency-warmup`` seconds of the stream are not measured. A group-less consumer follows
    ``city.tasks.state`` from its end; a report's latency runs from the moment this script hands it
-   to its producer to the moment the consumer receives the first task state whose ``event_ids``
-   list it (one clock, one process). The row gives p50, p99 and max, the rate sent and handled,
-   and whether the worker kept up: when it does not, latency grows with the run, reports go
-   unseen, and the row says so.
+   to its producer (each report is built before the part starts) to the moment the consumer
+   receives the first task state whose ``event_ids`` list it (one clock, one process). The row
+   gives p50, p99 and max, the rate sent and handled, and whether the worker kept up: when it
+   does not, latency grows with the run, reports go unseen, and the row says so.
 5. **citygrid, W workers, end to end** (``--workers``, default 2; 1 leaves the row out): as 3, on
    fresh topics, with W worker processes in one group; the events are produced once every worker
    is ready (twice, a second apart), so no rebalance falls in the window (started on a backlog,
@@ -88,7 +88,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -611,7 +611,7 @@ def _latency_details(lat: Latency) -> list[str]:
         f"latency   {lat.sent:,} reports measured over {lat.seconds:g} s after {lat.warmup:g} s "
         f"of warm-up at the same rate, on {lat.places:,} far-off grid cells "
         f"({_REPORTS_PER_PLACE} reports each, so 1 in {_REPORTS_PER_PLACE} opens a task); "
-        "clock from handing a report to this script's producer (linger "
+        "clock from handing a report (built beforehand) to this script's producer (linger "
         f"{_LINGER_MS} ms, acks=all) to receiving the first city.tasks.state record that lists it"
     ]
     tenths = lat.tenths()
@@ -1148,6 +1148,15 @@ def _far_point(place: int) -> tuple[float, float]:
     return round(_FAR_LAT + row * _FAR_STEP_LAT, 6), round(_FAR_LON + col * _FAR_STEP_LON, 6)
 
 
+class _Paced(NamedTuple):
+    """One report of the latency part, ready to send."""
+
+    event_id: str
+    topic: str
+    key: bytes
+    value: bytes
+
+
 class FarReport(NamedTuple):
     """A report at a far-off place: a manual source (no sensor reading), no road."""
 
@@ -1216,29 +1225,21 @@ class _Matcher:
                             self.lat.samples.append((sent, now - sent))
                     self._seen[task_id] = len(ids)
 
-    async def _send(
-        self,
-        n: int,
-        warm: int,
-        topics: dict[Domain, str],
-        producer: AIOKafkaProducer,
-        check: Callable[[], None],
-    ) -> asyncio.Future[Any]:
+    def build(self, total: int, warm: int, topics: dict[Domain, str]) -> list[_Paced]:
+        """Every report of the run, before it starts: building one (an event dict and its JSON)
+        cost this script about 25 us a report, CPU the worker shares on this machine. Report
+        ``n`` says it occurred when it is due to be sent, counted from now."""
         lat = self.lat
-        measured = n >= warm
-        event_id = f"lat-{n:08d}" if measured else f"warm-{n:08d}"
-        report = _far_report(n, n % lat.places, event_id, datetime.now(UTC))
-        now = time.perf_counter()
-        if measured:
-            if lat.first_send is None:
-                lat.first_send = now
-                check()
-            self.waiting[event_id] = lat.last_send = now
-            lat.sent += 1
-        future: asyncio.Future[Any] = await producer.send(
-            topics[report.domain], report.value, report.device_id.encode()
-        )
-        return future
+        at0 = datetime.now(UTC)
+        paced = []
+        for n in range(total):
+            event_id = f"lat-{n:08d}" if n >= warm else f"warm-{n:08d}"
+            at = at0 + timedelta(seconds=n / lat.offered)
+            report = _far_report(n, n % lat.places, event_id, at)
+            paced.append(
+                _Paced(event_id, topics[report.domain], report.device_id.encode(), report.value)
+            )
+        return paced
 
     async def send_paced(
         self, settings: Settings, producer: AIOKafkaProducer, check: Callable[[], None]
@@ -1250,13 +1251,23 @@ class _Matcher:
         total = warm + round(lat.offered * lat.seconds)
         lat.places = max(1, total // _REPORTS_PER_PLACE)
         topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
+        _progress(f"latency: building {total:,} reports")
+        paced = self.build(total, warm, topics)
         pending = []
         started = shown = time.perf_counter()
         n = 0
         while n < total:
             due = min(total, int((time.perf_counter() - started) * lat.offered) + 1)
             while n < due:
-                pending.append(await self._send(n, warm, topics, producer, check))
+                report = paced[n]
+                if n >= warm:
+                    now = time.perf_counter()
+                    if lat.first_send is None:
+                        lat.first_send = now
+                        check()
+                    self.waiting[report.event_id] = lat.last_send = now
+                    lat.sent += 1
+                pending.append(await producer.send(report.topic, report.value, report.key))
                 n += 1
             if len(pending) >= _SEND_CHUNK:
                 await asyncio.gather(*pending)
@@ -1562,9 +1573,10 @@ class Run:
 
     def worker(self, settings: Settings, name: str) -> Worker:
         web_port = free_port()
-        worker = Worker(
-            name, _worker_env(settings, self.workdir / name, web_port), self.workdir, web_port
+        env = _worker_env(
+            settings, self.workdir / name, web_port, _worker_settings(self.args.worker_setting)
         )
+        worker = Worker(name, env, self.workdir, web_port)
         self.workers.append(worker)
         return worker
 
@@ -1703,6 +1715,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument(
+        "--worker-setting",
+        action="append",
+        default=[],
+        metavar="CITYGRID_NAME=VALUE",
+        help="a setting for every worker (repeatable), e.g. CITYGRID_BATCH_SIZE=500; the "
+        "broker, topics, app id, store, data dir, web port and partitions are the script's",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         help=f"give up after this many seconds (default {_FULL['timeout']:g}, "
@@ -1722,11 +1742,45 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     # Closing task n is on far point n, numbered across the rounds: the total must fit the grid.
     if args.closed_tasks > _FAR_COLUMNS * _FAR_COLUMNS:
         parser.error(f"--closed-tasks can be at most {_FAR_COLUMNS * _FAR_COLUMNS:,}")
+    try:
+        _worker_settings(args.worker_setting)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
-def _worker_env(settings: Settings, data_dir: Path, web_port: int) -> dict[str, str]:
+def _worker_settings(given: Sequence[str]) -> dict[str, str]:
+    """``--worker-setting`` values as environment variables; ValueError on a malformed one."""
+    extra = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("CITYGRID_") or name in _SCRIPT_SETTINGS:
+            raise ValueError(
+                f"--worker-setting {item!r}: expected CITYGRID_NAME=VALUE, not one of "
+                + ", ".join(sorted(_SCRIPT_SETTINGS))
+            )
+        extra[name] = value
+    return extra
+
+
+_SCRIPT_SETTINGS = frozenset(
+    {
+        "CITYGRID_BROKER_URL",
+        "CITYGRID_TOPIC_PREFIX",
+        "CITYGRID_APP_ID",
+        "CITYGRID_STORE",
+        "CITYGRID_DATA_DIR",
+        "CITYGRID_WEB_PORT",
+        "CITYGRID_PARTITIONS",
+    }
+)
+
+
+def _worker_env(
+    settings: Settings, data_dir: Path, web_port: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYGRID_")}
+    env.update(extra or {})
     env.update(
         CITYGRID_BROKER_URL=settings.broker_url,
         CITYGRID_TOPIC_PREFIX=settings.topic_prefix,

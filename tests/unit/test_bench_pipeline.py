@@ -4,6 +4,7 @@ after each wave, summed over the rounds."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -103,3 +104,26 @@ def test_a_backlog_drained_at_half_the_sent_rate_fell_behind_whatever_the_slope(
     assert lat.growth() < 0
     assert not lat.kept_up()
     assert "FELL BEHIND: handled slower than sent" in pipeline._latency_row(lat)[0]
+
+
+def test_worker_settings_pass_citygrid_names_and_keep_the_scripts_own() -> None:
+    assert pipeline._worker_settings(["CITYGRID_BATCH_SIZE=500", "CITYGRID_LOG_FORMAT=a=b"]) == {
+        "CITYGRID_BATCH_SIZE": "500",
+        "CITYGRID_LOG_FORMAT": "a=b",
+    }
+    for bad in ["CITYGRID_BATCH_SIZE", "BATCH_SIZE=5", "CITYGRID_PARTITIONS=3"]:
+        with pytest.raises(ValueError, match="CITYGRID_NAME=VALUE"):
+            pipeline._worker_settings([bad])
+
+
+def test_latency_reports_are_built_beforehand_in_send_order() -> None:
+    lat = pipeline.Latency(offered=1000.0, seconds=1.0, warmup=0.0)
+    lat.places = 10
+    topics = {domain: f"t.{domain.value}" for domain in pipeline.Domain}
+    paced = pipeline._Matcher(lat).build(40, 4, topics)
+    assert [p.event_id for p in paced[3:5]] == ["warm-00000003", "lat-00000004"]
+    occurred = [pipeline.loads(p.value)["occurred_at"] for p in paced]
+    times = [pipeline.datetime.fromisoformat(t) for t in occurred]
+    steps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert steps == pytest.approx([0.001] * 39)
+    assert {p.topic for p in paced} <= set(topics.values())
