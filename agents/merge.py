@@ -12,7 +12,7 @@ outputs are queued and before its offsets are committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
@@ -21,7 +21,7 @@ from agents.dead_letters import send_to_dlq
 from schemas.codec import Rejection, decode_accepted_event, decode_event, decode_feedback
 from schemas.enums import Domain, Source, TaskEventType
 from schemas.event import Event
-from schemas.json import dumps, loads
+from schemas.json import dumps, dumps_kept, loads
 from schemas.task import Task
 from streams import metrics
 from streams.cloudevents import binary_headers
@@ -63,9 +63,17 @@ class Merge:
     """The merge stage's batch handler."""
 
     def __init__(
-        self, settings: Settings, config: MergeConfig, store: SlotStore, sink: Sink
+        self,
+        settings: Settings,
+        config: MergeConfig,
+        store: SlotStore,
+        sink: Sink,
+        *,
+        on_state: Callable[[bytes, Task], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_state = on_state
+        """Told of every task state sent, with its encoding (the worker's task book)."""
         self.config = config
         self.store = store
         self.sink = sink
@@ -111,9 +119,15 @@ class Merge:
         self._states[task.task_id] = (task, seq)
 
     async def _send_state(self, task: Task, seq: int) -> None:
+        if self.on_state is None:
+            value = dumps(task.wire_fields())
+        else:
+            # Kept until the task book reads it back: only its bytes, not orjson's buffer.
+            value = dumps_kept(task.wire_fields())
+            self.on_state(value, task)
         await self.sink.send(
             self.state_topic,
-            dumps(task.wire_fields()),
+            value,
             key=task.task_id.encode(),
             headers=binary_headers(
                 id=f"{task.task_id}:{seq}:state",

@@ -28,6 +28,7 @@ from streams.app import (
     registry,
     settings,
     slots,
+    taskbook,
 )
 from streams.device_keys import device_keys_from_settings
 from streams.engine import Stage, ensure_internal_topics, placed_topic_name
@@ -62,7 +63,7 @@ merge = Stage(
     "merge",
     settings,
     [placed_topic_name(settings)],
-    Merge(settings, merge_config, slots, slots.sink),
+    Merge(settings, merge_config, slots, slots.sink, on_state=taskbook.sent),
     slots.sink,
     on_assigned=_restore,
     on_revoked=_drop,

@@ -15,6 +15,7 @@ from agents.ingest import Ingest
 from agents.merge import Merge
 from schemas.json import loads
 from schemas.road import Road
+from schemas.task import Task
 from streams import metrics
 from streams.domain.merge import MergeConfig
 from streams.engine import SlotStore
@@ -120,7 +121,15 @@ async def test_merge_publishes_each_change_and_the_task_and_slot_once_per_batch(
         ConsumerRecord("unit-placed", 0, i, 0, 0, key, value, None, 1, 1, list(headers))
         for i, (key, value, headers) in enumerate(hop)
     ]
-    await Merge(SETTINGS, config, store, merge_sink)({tp: records})  # type: ignore[arg-type]
+    told: list[tuple[bytes, Task]] = []
+    merge = Merge(
+        SETTINGS,
+        config,
+        store,
+        merge_sink,  # type: ignore[arg-type]
+        on_state=lambda value, task: told.append((value, task)),
+    )
+    await merge({tp: records})  # type: ignore[arg-type]
     topics = [s["topic"] for s in merge_sink.sent]
     # created, dispatched, merged; then the task's last state and the slot, once each per batch.
     assert topics == ["t.city.tasks.events"] * 3 + ["t.city.tasks.state", "unit-slots-changelog"]
@@ -128,6 +137,8 @@ async def test_merge_publishes_each_change_and_the_task_and_slot_once_per_batch(
     assert state.task is not None
     assert len(state.task_keys) == 2
     assert loads(merge_sink.sent[3]["value"]) == state.task.to_wire()
+    # The task book is told of the state with the very bytes sent.
+    assert told == [(merge_sink.sent[3]["value"], state.task)]
 
 
 async def test_merge_skips_a_placed_event_that_no_longer_decodes(

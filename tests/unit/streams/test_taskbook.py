@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from schemas.enums import Status
+from schemas.json import dumps_kept
 from schemas.task import Task
 from streams import taskbook
 from streams.settings import Settings
@@ -53,3 +54,45 @@ async def test_prune_keeps_a_task_that_changed_while_the_snapshot_was_scanned(
     changed.set()
     assert await pruning == 0
     assert book.tasks[closed.task_id] is fresh
+
+
+def test_a_state_this_worker_sent_comes_back_as_the_task_it_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = TaskBook(Settings(app_id="unit", data_dir=tmp_path))
+    task = make_task("a~4001~000000000001", status=Status.DISPATCHED)
+    value = dumps_kept(task.wire_fields())
+    book.sent(value, task)
+    decoded: list[object] = []
+    real = Task.from_wire
+    monkeypatch.setattr(Task, "from_wire", lambda obj: decoded.append(obj) or real(obj))
+    assert book.apply(task.task_id.encode(), bytes(bytearray(value))) is task
+    assert decoded == []
+    # Read back once: the same bytes again (a replay) are decoded.
+    again = book.apply(task.task_id.encode(), value)
+    assert again == task
+    assert again is not task
+    assert len(decoded) == 1
+
+
+def test_a_state_other_than_the_one_sent_is_decoded(tmp_path: Path) -> None:
+    book = TaskBook(Settings(app_id="unit", data_dir=tmp_path))
+    earlier = make_task("a~4001~000000000001", status=Status.DISPATCHED)
+    later = make_task("a~4001~000000000001", status=Status.ACCEPTED)
+    book.sent(dumps_kept(later.wire_fields()), later)
+    # Another worker's state, or an earlier one of this worker a fetch did not pass over.
+    taken = book.apply(earlier.task_id.encode(), dumps_kept(earlier.wire_fields()))
+    assert taken == earlier
+    assert book.tasks[earlier.task_id] == earlier
+    assert book.apply(later.task_id.encode(), dumps_kept(later.wire_fields())) is later
+    assert book.tasks[later.task_id] is later
+
+
+def test_the_states_sent_and_not_read_back_are_bounded(tmp_path: Path) -> None:
+    book = TaskBook(Settings(app_id="unit", data_dir=tmp_path))
+    for n in range(taskbook.SENT_MAX + 10):
+        task = make_task(f"a~4001~{n:012x}", status=Status.DISPATCHED)
+        book.sent(dumps_kept(task.wire_fields()), task)
+        # A task's newer state replaces its older one.
+        book.sent(dumps_kept(task.wire_fields()), task)
+    assert len(book._sent) <= taskbook.SENT_MAX
