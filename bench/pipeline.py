@@ -1763,17 +1763,20 @@ def _worker_settings(given: Sequence[str]) -> dict[str, str]:
     return extra
 
 
-_SCRIPT_SETTINGS = frozenset(
-    {
-        "CITYGRID_BROKER_URL",
-        "CITYGRID_TOPIC_PREFIX",
-        "CITYGRID_APP_ID",
-        "CITYGRID_STORE",
-        "CITYGRID_DATA_DIR",
-        "CITYGRID_WEB_PORT",
-        "CITYGRID_PARTITIONS",
+def _script_env(settings: Settings, data_dir: Path, web_port: int) -> dict[str, str]:
+    """The settings this script gives every worker (``--worker-setting`` may not change them)."""
+    return {
+        "CITYGRID_BROKER_URL": settings.broker_url,
+        "CITYGRID_TOPIC_PREFIX": settings.topic_prefix,
+        "CITYGRID_APP_ID": settings.app_id,
+        "CITYGRID_STORE": "memory://",
+        "CITYGRID_DATA_DIR": str(data_dir),
+        "CITYGRID_WEB_PORT": str(web_port),
+        "CITYGRID_PARTITIONS": str(settings.partitions),
     }
-)
+
+
+_SCRIPT_SETTINGS = frozenset(_script_env(Settings(), Path(), 0))
 
 
 def _worker_env(
@@ -1781,15 +1784,7 @@ def _worker_env(
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYGRID_")}
     env.update(extra or {})
-    env.update(
-        CITYGRID_BROKER_URL=settings.broker_url,
-        CITYGRID_TOPIC_PREFIX=settings.topic_prefix,
-        CITYGRID_APP_ID=settings.app_id,
-        CITYGRID_STORE="memory://",
-        CITYGRID_DATA_DIR=str(data_dir),
-        CITYGRID_WEB_PORT=str(web_port),
-        CITYGRID_PARTITIONS=str(settings.partitions),
-    )
+    env.update(_script_env(settings, data_dir, web_port))
     return env
 
 

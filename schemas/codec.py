@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
 
 from schemas.categories import CATEGORIES
-from schemas.enums import Action, Domain, RejectReason, Severity, Source
+from schemas.enums import Action, Domain, RejectReason, Severity, Source, by_value
 from schemas.event import (
     DESCRIPTION_MAX,
     DEVICE_ID_MAX,
@@ -73,10 +73,10 @@ FEEDBACK_FIELDS: Final = frozenset(
     {"task_id", "action", "actor_id", "at", "note", "evidence", "assignee", "reason"}
 )
 
-_DOMAINS: Final = {d.value: d for d in Domain}
-_SOURCES: Final = {s.value: s for s in Source}
-_SEVERITIES: Final = {s.value: s for s in Severity}
-_ACTIONS: Final = {a.value: a for a in Action}
+_DOMAINS: Final = by_value(Domain)
+_SOURCES: Final = by_value(Source)
+_SEVERITIES: Final = by_value(Severity)
+_ACTIONS: Final = by_value(Action)
 _FUTURE_SKEW: Final = timedelta(seconds=FUTURE_SKEW_SECONDS)
 _LAT_MAX: Final = 90.0
 _LON_MAX: Final = 180.0

@@ -6,7 +6,10 @@ them, comes from these enums. Their values are the wire spelling in CONTRACT.md.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Mapping
+from enum import Enum, StrEnum
+from functools import cache
+from typing import Any, TypeVar
 
 __all__ = [
     "Action",
@@ -17,7 +20,17 @@ __all__ = [
     "Source",
     "Status",
     "TaskEventType",
+    "by_value",
 ]
+
+E = TypeVar("E", bound=Enum)
+
+
+@cache
+def by_value(kind: type[E]) -> Mapping[Any, E]:
+    """``kind``'s members by value, one map per enum: a lookup in it costs a fraction of
+    ``kind(value)``, on paths that decode every message."""
+    return {member.value: member for member in kind}
 
 
 class Domain(StrEnum):

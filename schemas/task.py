@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
@@ -11,7 +12,7 @@ from sys import intern
 from typing import Any, TypeVar
 
 from schemas.codec import parse_timestamp
-from schemas.enums import Domain, Priority, Source, Status, TaskEventType
+from schemas.enums import Domain, Priority, Source, Status, TaskEventType, by_value
 from schemas.json import dumps, loads
 
 __all__ = ["Task", "TaskEvent"]
@@ -145,22 +146,18 @@ class Task:
         )
 
 
-def _members(kind: type[E]) -> dict[Any, E]:
-    return {member.value: member for member in kind}
-
-
-def _member(members: dict[Any, E], value: Any) -> E:
-    """``Kind(value)`` from ``members`` (see :func:`_members`); ValueError as the enum raises."""
+def _member(members: Mapping[Any, E], value: Any) -> E:
+    """``Kind(value)`` from ``members`` (:func:`~schemas.enums.by_value`), ValueError likewise."""
     try:
         return members[value]
     except (KeyError, TypeError):
         raise ValueError(f"{value!r} is not one of {sorted(map(str, members))}") from None
 
 
-_STATUSES = _members(Status)
-_DOMAINS = _members(Domain)
-_PRIORITIES = _members(Priority)
-_SOURCES = _members(Source)
+_STATUSES = by_value(Status)
+_DOMAINS = by_value(Domain)
+_PRIORITIES = by_value(Priority)
+_SOURCES = by_value(Source)
 
 _FIELDS = tuple(f.name for f in fields(Task))
 _values = attrgetter(*_FIELDS)

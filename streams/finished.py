@@ -215,10 +215,10 @@ class FinishedTasks:
 
     def get(self, task_id: str) -> Task | None:
         entry = self._pending.get(task_id)
-        for batch, _ in reversed(self._writing):
-            if entry is not None:
-                break
-            entry = batch.get(task_id)
+        if entry is None:
+            # The newest batch holds the task's latest state.
+            written = (batch[task_id] for batch, _ in reversed(self._writing) if task_id in batch)
+            entry = next(written, None)
         if entry is not None:
             return entry[0]
         with self._lock:
