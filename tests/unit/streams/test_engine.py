@@ -12,13 +12,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafkas
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.enums import Status
 from streams.domain.merge import MergeConfig, Result, SlotState, decide, forgettable
-from streams.engine import Batch, Sink, SlotStore, Stage, murmur2
+from streams.engine import _IN_FLIGHT, Batch, Sink, SlotStore, Stage, murmur2
 from streams.settings import Settings
 from tests.unit.streams.domain.test_merge import T0, YULONG, fold, report
 
@@ -111,6 +112,120 @@ async def test_a_batch_fetched_before_a_rebalance_is_not_handled() -> None:
     await stage._run()
     assert handled == [[0, 1], [2, 3]]
     assert consumer.committed == [{tp: 2}, {tp: 4}]
+
+
+class ManualSink:
+    """Outputs acknowledged when the test says so: one future per batch."""
+
+    def __init__(self) -> None:
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def submit(self) -> asyncio.Future[None]:
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
+
+
+class GatedConsumer:
+    """Hands out its batches one fetch at a time; each commit waits for the test's gate."""
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self.batches = batches
+        self.committed: list[dict[TopicPartition, int]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def getmany(self, **_: Any) -> Batch:
+        await asyncio.sleep(0)
+        return self.batches.pop(0) if self.batches else {}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.gate.wait()
+        self.committed.append(offsets)
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110 - the stage's state has no event to wait on
+            await asyncio.sleep(0)
+
+
+def _gated_stage(batches: int) -> tuple[Stage, GatedConsumer, ManualSink, list[int]]:
+    tp = TopicPartition("unit-placed", 0)
+    decided: list[int] = []
+
+    async def handler(batch: Batch) -> None:
+        decided.append(batch[tp][-1].offset)
+
+    sink = ManualSink()
+    stage = Stage("ingest", SETTINGS, ["unit-placed"], handler, sink)
+    consumer = GatedConsumer([{tp: _records(tp, 2 * n, 2 * n + 1)} for n in range(batches)])
+    stage._consumer = consumer  # type: ignore[assignment]
+    return stage, consumer, sink, decided
+
+
+async def test_batches_are_decided_while_earlier_outputs_wait_and_commit_only_once_acked() -> None:
+    tp = TopicPartition("unit-placed", 0)
+    stage, consumer, sink, decided = _gated_stage(3)
+    run = asyncio.create_task(stage._run())
+    await _until(lambda: len(sink.acks) == 3)
+    assert decided == [1, 3, 5]  # none of the three waited for an acknowledgement
+    assert consumer.committed == []
+    sink.acks[1].set_result(None)  # the second batch first: nothing may commit before the first
+    await asyncio.sleep(0.01)
+    assert consumer.committed == []
+    sink.acks[0].set_result(None)
+    await _until(lambda: consumer.committed and consumer.committed[-1] == {tp: 4})
+    sink.acks[2].set_result(None)
+    stage._stopping = True
+    await run
+    assert consumer.committed[-1] == {tp: 6}
+    offsets = [c[tp] for c in consumer.committed]
+    assert offsets == sorted(offsets)
+
+
+async def test_batches_acknowledged_during_a_commit_go_together_in_the_next_one() -> None:
+    tp = TopicPartition("unit-placed", 0)
+    stage, consumer, sink, _ = _gated_stage(3)
+    consumer.gate.clear()  # the first commit hangs at the broker
+    run = asyncio.create_task(stage._run())
+    await _until(lambda: len(sink.acks) == 1)
+    sink.acks[0].set_result(None)
+    await _until(lambda: len(sink.acks) == 3)
+    sink.acks[1].set_result(None)
+    sink.acks[2].set_result(None)
+    await asyncio.sleep(0.01)
+    consumer.gate.set()
+    stage._stopping = True
+    await run
+    assert consumer.committed == [{tp: 2}, {tp: 6}]
+
+
+async def test_a_stage_waits_once_too_many_batches_are_unacknowledged() -> None:
+    stage, _, sink, decided = _gated_stage(_IN_FLIGHT + 3)
+    run = asyncio.create_task(stage._run())
+    await _until(lambda: len(sink.acks) == _IN_FLIGHT + 1)
+    await asyncio.sleep(0.01)
+    assert len(decided) == _IN_FLIGHT + 1  # the oldest must be acknowledged first
+    sink.acks[0].set_result(None)
+    await _until(lambda: len(decided) == _IN_FLIGHT + 2)
+    for ack in sink.acks:
+        if not ack.done():
+            ack.set_result(None)
+    stage._stopping = True
+    await _until(lambda: all(a.done() for a in sink.acks) and run.done())
+    await run
+
+
+async def test_an_undelivered_batch_ends_the_stage_and_nothing_after_it_commits() -> None:
+    stage, consumer, sink, _ = _gated_stage(3)
+    run = asyncio.create_task(stage._run())
+    await _until(lambda: len(sink.acks) == 3)
+    sink.acks[0].set_exception(KafkaTimeoutError("no leader"))
+    sink.acks[1].set_result(None)
+    sink.acks[2].set_result(None)
+    with pytest.raises(KafkaTimeoutError):
+        await run
+    assert consumer.committed == []
 
 
 # --- closed tasks' slots on disk ------------------------------------------------------------------
