@@ -18,8 +18,12 @@ CPU microseconds per message the stage consumed. The digest of every record each
 (topic, partition, key, value, headers) is printed too: with the simulated clock fixed, it changes
 only when the handlers' output does. ``--profile`` adds one pass of each under cProfile.
 
+``--workload far`` runs the pipeline bench's latency workload instead (every report a fresh event
+on a far-off grid cell, four a cell: one opens a task, three merge), where every report is a task
+state, a transition and a changelog record of its own.
+
 Usage: ``.venv/bin/python bench/handlers.py [--events N] [--batch B] [--repeats R] [--rate R]
-[--offset HOURS] [--seed K] [--profile] [--sort tottime|cumulative]``
+[--offset HOURS] [--seed K] [--workload simulated|far] [--profile] [--sort tottime|cumulative]``
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from pipeline import REPORTS_PER_PLACE, far_report  # bench/, beside this script
 
 from agents.ingest import Ingest
 from agents.merge import Merge
@@ -187,6 +192,47 @@ def _input_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
     return batches
 
 
+def _far_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
+    """The pipeline bench's latency workload: every report a fresh event on a far-off grid cell
+    (no road), ``REPORTS_PER_PLACE`` reports a cell, so one in four opens a task and each batch
+    touches as many tasks as it has reports (the worst case for the merge stage's outputs)."""
+    places = max(1, args.events // REPORTS_PER_PLACE)
+    step = timedelta(seconds=1 / args.rate)
+    start = _START.astimezone(timezone(timedelta(hours=args.offset)))
+    partitioner = DefaultPartitioner()
+    partitions = list(range(settings.partitions))
+    offsets: dict[TopicPartition, int] = {}
+    batches: list[Batch] = []
+    batch: dict[TopicPartition, list[Any]] = {}
+    for n in range(args.events):
+        report = far_report(n, n % places, f"far-{n:08d}", start + n * step)
+        topic = topic_name(settings, EVENT_TOPICS[report.domain])
+        key = report.device_id.encode()
+        tp = TopicPartition(topic, partitioner(key, partitions, partitions))
+        offset = offsets[tp] = offsets.get(tp, -1) + 1
+        batch.setdefault(tp, []).append(
+            ConsumerRecord(
+                topic,
+                tp.partition,
+                offset,
+                0,
+                0,
+                key,
+                report.value,
+                None,
+                len(key),
+                len(report.value),
+                [],
+            )
+        )
+        if (n + 1) % args.batch == 0:
+            batches.append(batch)
+            batch = {}
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 def _hop_batches(
     settings: Settings, per_batch: Sequence[Sequence[tuple[str, int, BatchBuilder]]]
 ) -> list[Batch]:
@@ -261,6 +307,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--offset", type=float, default=8.0, help="UTC offset of occurred_at, hours (China: 8)"
     )
+    parser.add_argument(
+        "--workload",
+        default="simulated",
+        choices=["simulated", "far"],
+        help="simulated: the field simulator's mix; far: the pipeline bench's latency workload "
+        "(fresh reports on far-off grid cells, four a cell)",
+    )
     parser.add_argument("--profile", action="store_true", help="add a cProfile top-25 per stage")
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
     return parser.parse_args(argv)
@@ -275,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry.index.put(road)
     config = MergeConfig()
 
-    inputs = _input_batches(settings, args)
+    inputs = (_far_batches if args.workload == "far" else _input_batches)(settings, args)
     ingest = Ingest(settings, registry, _sink(_Producer(settings.partitions)))
 
     def make_ingest(sink: Sink) -> Callable[[Batch], Awaitable[None]]:
@@ -304,10 +357,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         passes = [asyncio.run(stage.run()) for _ in range(args.repeats)]
         rows.append((name, count, passes))
 
+    what = (
+        f"{args.events:,} far-off reports ({REPORTS_PER_PLACE} a grid cell, none malformed"
+        if args.workload == "far"
+        else f"{args.events:,} simulated messages ({_BAD_RATIO:.0%} malformed, seed {args.seed}"
+    )
     lines = [
-        f"{args.events:,} simulated messages ({_BAD_RATIO:.0%} malformed, seed {args.seed}, "
-        f"{args.rate:g}/s of event time, UTC{args.offset:+g}) in batches of {args.batch}; "
-        f"{args.repeats} passes after a warm-up",
+        f"{what}, {args.rate:g}/s of event time, UTC{args.offset:+g}) in batches of "
+        f"{args.batch}; {args.repeats} passes after a warm-up",
         f"python {platform.python_version()}, {platform.machine()}",
         "",
         f"{'stage':<8}{'messages':>10}{'median cpu us/msg':>19}{'best':>8}{'output digest':>19}",

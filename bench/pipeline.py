@@ -178,7 +178,7 @@ _FAR_STEP_LON = 0.003
 _FAR_COLUMNS = 1000
 _CODES = tuple(sorted(CATEGORIES))
 _REPORTERS = (Source.CAMERA, Source.DRONE, Source.HOTLINE, Source.TERMINAL)
-_REPORTS_PER_PLACE = 4
+REPORTS_PER_PLACE = 4
 _LATENCY_TICK_S = 0.002
 _KEEPS_UP_GROWTH = 0.05
 """Latency growing faster than this (seconds per second of run) means the worker handles less
@@ -200,6 +200,54 @@ class Rate(NamedTuple):
     @property
     def per_second(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+_HISTOGRAM = re.compile(
+    r"^citygrid_batch_(phase_seconds|records)_(sum|count)\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE
+)
+_LABEL = re.compile(r'(stage|phase)="([^"]+)"')
+_STAGES = ("ingest", "merge")
+_PHASES = ("decide", "acks", "commit")
+
+
+def batch_phases(text: str) -> dict[tuple[str, str], float]:
+    """``(stage, series)`` to the sum or count of the stages' batch histograms in a worker's
+    metrics: series ``records_sum``, ``records_count``, ``decide_sum``, ``acks_count``, ..."""
+    found: dict[tuple[str, str], float] = {}
+    for metric, part, labels, value in _HISTOGRAM.findall(text):
+        named = dict(_LABEL.findall(labels))
+        series = "records" if metric == "records" else named.get("phase", "")
+        found[(named.get("stage", ""), f"{series}_{part}")] = float(value)
+    return found
+
+
+def _read_phases(url: str) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback URL
+        return batch_phases(response.read().decode())
+
+
+def phases_line(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> str:
+    """Per stage, the batches between two readings: how many, their mean size, and the mean
+    time of each phase."""
+
+    def delta(stage: str, series: str) -> float:
+        return after.get((stage, series), 0.0) - before.get((stage, series), 0.0)
+
+    parts = []
+    for stage in _STAGES:
+        batches = delta(stage, "records_count")
+        if batches <= 0:
+            continue
+        phases = ", ".join(
+            f"{phase} {1000 * delta(stage, f'{phase}_sum') / count:,.1f} ms"
+            for phase in _PHASES
+            if (count := delta(stage, f"{phase}_count")) > 0
+        )
+        parts.append(
+            f"{stage} {batches:,.0f} batches of {delta(stage, 'records_sum') / batches:,.0f} "
+            f"records, mean {phases}"
+        )
+    return "; ".join(parts)
 
 
 class Clocks(NamedTuple):
@@ -278,6 +326,8 @@ class Latency:
     rss_after: int | None = None
     hwm_after: int | None = None
     """The worker's VmRSS and VmHWM once the latency part is over."""
+    phases: str = ""
+    """Where the stages' batches spent their time while the measured reports were sent."""
 
     def handled(self) -> Rate | None:
         """Measured reports seen in a task state, over the time from the first one seen to the
@@ -610,7 +660,7 @@ def _latency_details(lat: Latency) -> list[str]:
     lines = [
         f"latency   {lat.sent:,} reports measured over {lat.seconds:g} s after {lat.warmup:g} s "
         f"of warm-up at the same rate, on {lat.places:,} far-off grid cells "
-        f"({_REPORTS_PER_PLACE} reports each, so 1 in {_REPORTS_PER_PLACE} opens a task); "
+        f"({REPORTS_PER_PLACE} reports each, so 1 in {REPORTS_PER_PLACE} opens a task); "
         "clock from handing a report (built beforehand) to this script's producer (linger "
         f"{_LINGER_MS} ms, acks=all) to receiving the first city.tasks.state record that lists it"
     ]
@@ -644,6 +694,12 @@ def _latency_details(lat: Latency) -> list[str]:
         if None not in (lat.start.machine, lat.end.machine):
             busy = _busy(lat.start, lat.end, "worker", "producing and following")
             lines.append(f"          {busy}")
+    if lat.phases:
+        lines.append(
+            "          the worker's batches while sending (citygrid_batch_phase_seconds: decide "
+            "is CPU and holds up the next batch; acks and commit wait on the broker, behind it): "
+            f"{lat.phases}"
+        )
     if lat.rss_after is not None:
         lines.append(
             f"          worker after the latency part: VmRSS {_mib(lat.rss_after, '')} MiB, "
@@ -1165,7 +1221,7 @@ class FarReport(NamedTuple):
     value: bytes
 
 
-def _far_report(n: int, place: int, event_id: str, at: datetime) -> FarReport:
+def far_report(n: int, place: int, event_id: str, at: datetime) -> FarReport:
     """Report ``n`` of a workload, at ``place``; a place always has the same category, so its
     reports merge into one task."""
     category = CATEGORIES[_CODES[place % len(_CODES)]]
@@ -1235,7 +1291,7 @@ class _Matcher:
         for n in range(total):
             event_id = f"lat-{n:08d}" if n >= warm else f"warm-{n:08d}"
             at = at0 + timedelta(seconds=n / lat.offered)
-            report = _far_report(n, n % lat.places, event_id, at)
+            report = far_report(n, n % lat.places, event_id, at)
             paced.append(
                 _Paced(event_id, topics[report.domain], report.device_id.encode(), report.value)
             )
@@ -1249,7 +1305,7 @@ class _Matcher:
         lat = self.lat
         warm = round(lat.offered * lat.warmup)
         total = warm + round(lat.offered * lat.seconds)
-        lat.places = max(1, total // _REPORTS_PER_PLACE)
+        lat.places = max(1, total // REPORTS_PER_PLACE)
         topics = {domain: topic_name(settings, name) for domain, name in EVENT_TOPICS.items()}
         _progress(f"latency: building {total:,} reports")
         paced = self.build(total, warm, topics)
@@ -1301,12 +1357,16 @@ async def _latency(settings: Settings, worker: Worker, broker_pid: int, lat: Lat
     await producer.start()
     follower: asyncio.Task[None] | None = None
 
+    phases_before: asyncio.Task[dict[tuple[str, str], float]] | None = None
+
     def check() -> None:
+        nonlocal phases_before
         worker.check()
         if follower is not None and follower.done():
             follower.result()  # the follower failed: let its error end the part
         if lat.first_send is not None and lat.start is None:
             lat.start = _clocks(lat.first_send, [worker], broker_pid)
+            phases_before = asyncio.create_task(asyncio.to_thread(_read_phases, worker.url))
 
     try:
         partitions = [TopicPartition(state_topic, p) for p in range(settings.partitions)]
@@ -1317,6 +1377,10 @@ async def _latency(settings: Settings, worker: Worker, broker_pid: int, lat: Lat
         follower = asyncio.create_task(matcher.follow(consumer), name="bench.latency.follow")
         await matcher.send_paced(settings, producer, check)
         lat.end = _clocks(time.perf_counter(), [worker], broker_pid)
+        if phases_before is not None:
+            with contextlib.suppress(OSError):
+                after = await asyncio.to_thread(_read_phases, worker.url)
+                lat.phases = phases_line(await phases_before, after)
         lat.drain = max(10.0, lat.seconds)
         drain_until = time.perf_counter() + lat.drain
         while matcher.waiting and time.perf_counter() < drain_until:
@@ -1486,7 +1550,7 @@ async def _open_round(
     def reports() -> Iterator[tuple[str, bytes, bytes]]:
         at = datetime.now(UTC)
         for n in tasks:
-            report = _far_report(n, n, _closing_event_id(n), at)
+            report = far_report(n, n, _closing_event_id(n), at)
             yield event_topics[report.domain], report.device_id.encode(), report.value
 
     wave = Wave("report", time.perf_counter(), number)

@@ -127,3 +127,17 @@ def test_latency_reports_are_built_beforehand_in_send_order() -> None:
     steps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert steps == pytest.approx([0.001] * 39)
     assert {p.topic for p in paced} <= set(topics.values())
+
+
+def test_the_batch_phases_are_read_from_the_workers_own_exposition() -> None:
+    from streams import metrics  # noqa: PLC0415 - the worker's registry, only for this test
+
+    before = pipeline.batch_phases(metrics.exposition().decode())
+    for records, decide, acks in ((100, 0.002, 0.020), (300, 0.004, 0.030)):
+        metrics.BATCH_RECORDS.labels("merge").observe(records)
+        metrics.BATCH_PHASE_SECONDS.labels("merge", "decide").observe(decide)
+        metrics.BATCH_PHASE_SECONDS.labels("merge", "acks").observe(acks)
+    after = pipeline.batch_phases(metrics.exposition().decode())
+    assert after[("merge", "records_count")] - before.get(("merge", "records_count"), 0) == 2
+    line = pipeline.phases_line(before, after)
+    assert line == "merge 2 batches of 200 records, mean decide 3.0 ms, acks 25.0 ms"
