@@ -39,7 +39,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -51,6 +51,7 @@ from pipeline import REPORTS_PER_PLACE, far_report  # bench/, beside this script
 
 from agents.ingest import Ingest
 from agents.merge import Merge
+from schemas.enums import Domain
 from streams.domain.merge import MergeConfig
 from streams.engine import (
     Batch,
@@ -162,34 +163,11 @@ def _input_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
         return start + next(ticks) * step
 
     config = SimulatorConfig(count=args.events, bad_ratio=_BAD_RATIO, seed=args.seed)
-    generated = list(messages(config, clock))
-    partitioner = DefaultPartitioner()
-    partitions = list(range(settings.partitions))
-    offsets: dict[TopicPartition, int] = {}
-    batches: list[Batch] = []
-    for start in range(0, len(generated), args.batch):
-        batch: dict[TopicPartition, list[Any]] = {}
-        for message in generated[start : start + args.batch]:
-            topic = topic_name(settings, EVENT_TOPICS[message.domain])
-            tp = TopicPartition(topic, partitioner(message.key, partitions, partitions))
-            offset = offsets[tp] = offsets.get(tp, -1) + 1
-            batch.setdefault(tp, []).append(
-                ConsumerRecord(
-                    topic,
-                    tp.partition,
-                    offset,
-                    0,
-                    0,
-                    message.key,
-                    message.value,
-                    None,
-                    len(message.key),
-                    len(message.value),
-                    list(message.headers),
-                )
-            )
-        batches.append(batch)
-    return batches
+    return _fetched(
+        settings,
+        args.batch,
+        ((m.domain, m.key, m.value, list(m.headers)) for m in messages(config, clock)),
+    )
 
 
 def _far_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
@@ -199,33 +177,36 @@ def _far_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
     places = max(1, args.events // REPORTS_PER_PLACE)
     step = timedelta(seconds=1 / args.rate)
     start = _START.astimezone(timezone(timedelta(hours=args.offset)))
+    reports = (
+        far_report(n, n % places, f"far-{n:08d}", start + n * step) for n in range(args.events)
+    )
+    return _fetched(
+        settings, args.batch, ((r.domain, r.device_id.encode(), r.value, []) for r in reports)
+    )
+
+
+def _fetched(
+    settings: Settings,
+    size: int,
+    messages: Iterable[tuple[Domain, bytes, bytes, list[tuple[str, bytes]]]],
+) -> list[Batch]:
+    """``(domain, key, value, headers)`` messages as a consumer fetches them: on their domain's
+    topic, in the partition their key picks, ``size`` messages a batch."""
     partitioner = DefaultPartitioner()
     partitions = list(range(settings.partitions))
     offsets: dict[TopicPartition, int] = {}
     batches: list[Batch] = []
     batch: dict[TopicPartition, list[Any]] = {}
-    for n in range(args.events):
-        report = far_report(n, n % places, f"far-{n:08d}", start + n * step)
-        topic = topic_name(settings, EVENT_TOPICS[report.domain])
-        key = report.device_id.encode()
+    for n, (domain, key, value, headers) in enumerate(messages, 1):
+        topic = topic_name(settings, EVENT_TOPICS[domain])
         tp = TopicPartition(topic, partitioner(key, partitions, partitions))
         offset = offsets[tp] = offsets.get(tp, -1) + 1
         batch.setdefault(tp, []).append(
             ConsumerRecord(
-                topic,
-                tp.partition,
-                offset,
-                0,
-                0,
-                key,
-                report.value,
-                None,
-                len(key),
-                len(report.value),
-                [],
+                topic, tp.partition, offset, 0, 0, key, value, None, len(key), len(value), headers
             )
         )
-        if (n + 1) % args.batch == 0:
+        if n % size == 0:
             batches.append(batch)
             batch = {}
     if batch:
