@@ -7,6 +7,7 @@ variables are the only configuration and a stray ``WEB_PORT`` cannot silently mo
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,6 +29,7 @@ from streams.taskbook import TaskBook
 from streams.topics import kafka_client_options, topic_name
 
 __all__ = [
+    "GC_THRESHOLDS",
     "Worker",
     "app",
     "calendar",
@@ -78,8 +80,23 @@ def is_ready(app: faust.App) -> bool:
     return ready
 
 
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The cyclic garbage collector's thresholds in a started worker (CPython's: 700, 10, 10).
+
+A stage decides a batch of up to ``CITYGRID_BATCH_SIZE`` records at once, and each record's
+objects live until the batch's end. At 700 allocations a young collection ran many times per
+batch, each one promoting the batch's live objects, until they filled the oldest generation and
+set off full collections: about 17 of them, 0.2-0.3 s each, in 20 s at 5,000 reports/s, and 4.4-5
+s of garbage collection in all in a latency run, with the event loop stopped throughout. At 50,000
+most of a batch is freed by reference counting before a young collection sees it; the same runs
+spent 0.15-0.36 s collecting, no full collection, and handled 4,143-4,402 reports/s against
+3,517-4,065 (three alternating runs each). Reference counting frees everything not in a cycle at
+once either way: only cyclic garbage waits longer."""
+
+
 class Worker(faust.Worker):
-    """Faust's worker, with the root logger back at the chosen level once it has started.
+    """Faust's worker, with the root logger back at the chosen level once it has started, and the
+    garbage collector's thresholds for batches (:data:`GC_THRESHOLDS`).
 
     With a level of WARN or above (the default) Faust turns a progress spinner on every log
     record while the worker starts, and lowers the root logger to DEBUG for it, for good: every
@@ -93,6 +110,11 @@ class Worker(faust.Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self._chosen_level = level or logging.WARNING
         super().on_setup_root_logger(logger, level)
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        young, middle, old = GC_THRESHOLDS
+        gc.set_threshold(young, middle, old)
 
     def _on_startup_end_spinner(self) -> None:
         super()._on_startup_end_spinner()

@@ -6,6 +6,8 @@ Label values come only from the schema enums (and community names), never from i
 from __future__ import annotations
 
 from prometheus_client import (
+    GC_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -58,6 +60,10 @@ __all__ = [
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# The process's CPU, memory and file descriptors (process_*) and its garbage collections
+# (python_gc_*), as prometheus_client's default registry has them.
+REGISTRY.register(PROCESS_COLLECTOR)
+REGISTRY.register(GC_COLLECTOR)
 
 UNKNOWN_SOURCE = "unknown"
 """The ``source`` label of a consumed message whose source could not be read (it was refused)."""

@@ -1,14 +1,16 @@
-"""The worker's root logger after startup: at the level asked for, not Faust's spinner's DEBUG."""
+"""The worker after startup: the root logger at the level asked for, not Faust's spinner's DEBUG;
+the garbage collector at thresholds for batches."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 
 import pytest
 from faust.utils.terminal.spinners import SpinnerHandler
 
-from streams.app import Worker, create_app
+from streams.app import GC_THRESHOLDS, Worker, create_app
 from streams.settings import Settings
 
 
@@ -38,3 +40,21 @@ def test_the_root_logger_is_back_at_the_chosen_level_once_started(
     assert root_logger.level == level
     assert not any(isinstance(h, SpinnerHandler) for h in root_logger.handlers)
     assert not logging.getLogger("agents.merge").isEnabledFor(level - 1)
+
+
+@pytest.fixture
+def gc_thresholds() -> Iterator[tuple[int, int, int]]:
+    thresholds = gc.get_threshold()
+    yield thresholds
+    gc.set_threshold(*thresholds)
+
+
+async def test_a_started_worker_collects_garbage_at_batch_thresholds(
+    root_logger: logging.Logger, gc_thresholds: tuple[int, int, int]
+) -> None:
+    app = create_app(Settings.from_env({}))
+    worker = Worker(app, loglevel="warn", redirect_stdouts=False, quiet=True)
+    worker._setup_logging()
+    assert gc.get_threshold() == gc_thresholds
+    await worker.on_startup_finished()
+    assert gc.get_threshold() == GC_THRESHOLDS
