@@ -697,7 +697,7 @@ def _latency_details(lat: Latency) -> list[str]:
     if lat.phases:
         lines.append(
             "          the worker's batches while sending (citygrid_batch_phase_seconds: decide "
-            "is CPU and holds up the next batch; acks and commit wait on the broker, behind it): "
+            "is CPU on the event loop; acks and commit wait on the broker): "
             f"{lat.phases}"
         )
     if lat.rss_after is not None:

@@ -4,16 +4,13 @@ Faust hands an agent one message at a time through several queues and callbacks;
 that framework path, not citygrid's logic, was the limit (about 800 events/s per worker, under
 10% of the time in citygrid's own code). The two stages that see every event, ingest and merge,
 therefore run as :class:`Stage` loops on their own consumers: fetch a batch, decide every message
-synchronously, hand the outputs to the producer as one record batch per partition, and go on to
-the next batch while the broker acknowledges them. A batch's offsets are committed once its
-outputs and every earlier batch's are acknowledged, by one commit at a time that carries every
-batch acknowledged since the last: the broker's round trips (acks, commits) stay off the path a
-record waits on. The rest of the worker (HTTP API, timers, leader election, the followers) stays
-on Faust.
+synchronously, send the outputs without waiting for each one, wait once for the whole batch to be
+acknowledged, then commit the batch's offsets. The rest of the worker (HTTP API, timers, leader
+election, the followers) stays on Faust.
 
 Delivery is at-least-once, as before: outputs are acknowledged before their input is committed,
-so a crash replays the batches not yet committed (at most a few), and the merge decisions are
-idempotent (task ids are deterministic, each slot remembers the reports it has seen).
+so a crash replays at most one uncommitted batch, and the merge decisions are idempotent (task ids
+are deterministic, each slot remembers the reports it has seen).
 
 Merge state lives in :class:`SlotStore`: decoded :class:`~streams.domain.merge.SlotState` values in
 memory, per partition of the repartition topic, backed by a compacted changelog topic with the
@@ -26,7 +23,6 @@ the batch in progress finishes and commits first.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import struct
@@ -100,9 +96,6 @@ def murmur2(data: bytes) -> int:
 
 
 _FETCH_WAIT_MS = 20
-_IN_FLIGHT = 4
-"""Batches a stage may have sent and not yet seen acknowledged before it waits; aiokafka's own
-queue (one undrained batch per partition) usually holds it to two."""
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 Headers = Sequence[tuple[str, bytes]]
@@ -283,11 +276,6 @@ Handler = Callable[[Batch], Awaitable[None]]
 PartitionHook = Callable[[Sequence[TopicPartition]], Awaitable[None]]
 
 
-def _retrieved(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
@@ -330,12 +318,7 @@ class Stage:
         self._owned: set[TopicPartition] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._unacked: collections.deque[asyncio.Task[None]] = collections.deque()
-        """Batches sent, oldest first, each done once its outputs (and every earlier batch's)
-        are acknowledged."""
-        self._acked: dict[TopicPartition, int] = {}
-        """Offsets whose batches are acknowledged and not yet committed."""
-        self._committer: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Task[None] | None = None
         self._stopping = False
         self._generation = 0
         """Bumped by every rebalance: a batch fetched under an older generation is stale."""
@@ -414,79 +397,51 @@ class Stage:
         acks = await self.sink.submit()
         submitted = time.perf_counter()
         self._phases["decide"].observe(submitted - started)
+        acks.add_done_callback(self._acked(submitted))
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         count = sum(len(records) for records in batch.values())
-        # The next batch is decided while this one's outputs are in flight: the producer keeps
-        # each partition's records in order. Offsets are committed only once a batch's outputs
-        # and every earlier batch's are acknowledged, and off this path.
-        previous = self._unacked[-1] if self._unacked else None
-        acknowledged = asyncio.create_task(
-            self._acknowledge(
-                consumer,
-                previous,
-                acks,
-                offsets=offsets,
-                started=started,
-                submitted=submitted,
-                count=count,
-            )
+        # Batches overlap: this one was decided while the previous one's outputs were in flight.
+        # The previous one commits first, so commits stay in order, and a batch commits only
+        # once its own outputs are acknowledged.
+        await self._settle()
+        self._inflight = asyncio.create_task(
+            self._complete(consumer, acks, offsets, started, count)
         )
-        # A failure surfaces once, from the oldest failed batch; the later ones repeat it.
-        acknowledged.add_done_callback(_retrieved)
-        self._unacked.append(acknowledged)
-        await self._reap()
 
-    async def _acknowledge(
+    async def _complete(
         self,
         consumer: AIOKafkaConsumer,
-        previous: asyncio.Task[None] | None,
         acks: asyncio.Future[Any],
-        *,
         offsets: dict[TopicPartition, int],
         started: float,
-        submitted: float,
         count: int,
     ) -> None:
-        """Wait for a batch's acknowledgements, after the batch before it, then hand its offsets
-        to the committer."""
         await acks
-        now = time.perf_counter()
-        self._phases["acks"].observe(now - submitted)
-        if previous is not None:
-            await previous  # in order; an earlier failure fails this batch too
-        metrics.BATCH_SECONDS.labels(self.name).observe(now - started)
+        acked = time.perf_counter()
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on; the new owner replays the batch and finds it already done.
+            logger.warning("%s: commit refused after a rebalance: %s", self.name, exc)
+        self._phases["commit"].observe(time.perf_counter() - acked)
+        metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.labels(self.name).observe(count)
-        self._acked.update(offsets)
-        if self._committer is not None and self._committer.done():
-            self._committer.result()  # a failed commit ends the stage
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit(consumer))
 
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        """Commit what is acknowledged, one commit at a time: the offsets of batches acknowledged
-        while a commit is in flight go together in the next one."""
-        while self._acked:
-            offsets, self._acked = self._acked, {}
-            started = time.perf_counter()
-            try:
-                await consumer.commit(offsets)
-            except CommitFailedError as exc:
-                # The group moved on; the new owner replays the batches and finds them done.
-                logger.warning("%s: commit refused after a rebalance: %s", self.name, exc)
-            self._phases["commit"].observe(time.perf_counter() - started)
+    def _acked(self, submitted: float) -> Callable[[asyncio.Future[Any]], None]:
+        """A callback timing a batch's acknowledgements from when they were handed over (the
+        batch after it is decided meanwhile)."""
+        histogram = self._phases["acks"]
 
-    async def _reap(self) -> None:
-        """Raise what ended a batch, and keep at most ``_IN_FLIGHT`` batches unacknowledged."""
-        while self._unacked and (self._unacked[0].done() or len(self._unacked) > _IN_FLIGHT):
-            await self._unacked.popleft()
+        def observe(_: asyncio.Future[Any]) -> None:
+            histogram.observe(time.perf_counter() - submitted)
+
+        return observe
 
     async def _settle(self) -> None:
-        """Wait until every batch sent is acknowledged and committed; raise the first failure."""
-        while self._unacked:
-            await self._unacked.popleft()
-        if self._committer is not None:
-            committer, self._committer = self._committer, None
-            await committer
+        """Wait until the batch in flight is acknowledged and committed; raise its failure."""
+        if self._inflight is not None:
+            await self._inflight
+            self._inflight = None
 
     async def _revoked(self, revoked: list[TopicPartition]) -> None:
         # Waits for the batch in progress: it commits before the partitions change hands.

@@ -225,8 +225,7 @@ EVENT_LAG = Histogram(
 )
 BATCH_SECONDS = Histogram(
     "citygrid_batch_seconds",
-    "Time from the start of a batch in a stage (ingest, merge) to the acknowledgement of its "
-    "outputs and every earlier batch's; its offsets are committed after, off the stage's path.",
+    "Time to handle one batch in a stage (ingest, merge): decide, send, wait for acks, commit.",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
@@ -240,9 +239,8 @@ BATCH_RECORDS = Histogram(
 )
 BATCH_PHASE_SECONDS = Histogram(
     "citygrid_batch_phase_seconds",
-    "Where a stage's batch time goes: decide (CPU, on the event loop, the next batch waits), "
-    "acks (the broker acknowledging its outputs, while later batches are decided), commit (one "
-    "offset commit, which may carry several batches).",
+    "Where a stage's batch time goes: decide (CPU, on the event loop), acks (the broker "
+    "acknowledging its outputs, while the next batch is decided), commit (its offsets).",
     ["stage", "phase"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
