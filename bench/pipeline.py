@@ -203,7 +203,7 @@ class Rate(NamedTuple):
 
 
 _HISTOGRAM = re.compile(
-    r"^citygrid_batch_(phase_seconds|records)_(sum|count)\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE
+    r"^citygrid_batch_(phase_seconds|records)_(sum|count)\{([^}]*)\} ([0-9.eE+-]+)$", re.MULTILINE
 )
 _LABEL = re.compile(r'(stage|phase)="([^"]+)"')
 _STAGES = ("ingest", "merge")

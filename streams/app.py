@@ -86,12 +86,12 @@ GC_THRESHOLDS = (50_000, 20, 20)
 A stage decides a batch of up to ``CITYGRID_BATCH_SIZE`` records at once, and each record's
 objects live until the batch's end. At 700 allocations a young collection ran many times per
 batch, each one promoting the batch's live objects, until they filled the oldest generation and
-set off full collections: about 17 of them, 0.2-0.3 s each, in 20 s at 5,000 reports/s, and 4.4-5
-s of garbage collection in all in a latency run, with the event loop stopped throughout. At 50,000
-most of a batch is freed by reference counting before a young collection sees it; the same runs
-spent 0.15-0.36 s collecting, no full collection, and handled 4,143-4,402 reports/s against
-3,517-4,065 (three alternating runs each). Reference counting frees everything not in a cycle at
-once either way: only cyclic garbage waits longer."""
+set off full collections: 17-18 of them, 0.2-0.3 s each with the event loop stopped, and 4.4-5.2 s
+of garbage collection in all, in a latency run of the pipeline bench at 5,000 reports/s. At
+50,000 most of a batch is freed by reference counting before a young collection sees it: the same
+runs spent 0.14-0.38 s collecting, with at most one full collection (three alternating runs each;
+the rate handled moved less than the noise). Reference counting frees everything not in a cycle
+at once either way: only cyclic garbage waits longer."""
 
 
 class Worker(faust.Worker):
