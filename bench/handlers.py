@@ -188,16 +188,16 @@ def _far_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
 def _fetched(
     settings: Settings,
     size: int,
-    messages: Iterable[tuple[Domain, bytes, bytes, list[tuple[str, bytes]]]],
+    stream: Iterable[tuple[Domain, bytes, bytes, list[tuple[str, bytes]]]],
 ) -> list[Batch]:
-    """``(domain, key, value, headers)`` messages as a consumer fetches them: on their domain's
-    topic, in the partition their key picks, ``size`` messages a batch."""
+    """A stream of ``(domain, key, value, headers)`` messages as a consumer fetches them: on
+    their domain's topic, in the partition their key picks, ``size`` messages a batch."""
     partitioner = DefaultPartitioner()
     partitions = list(range(settings.partitions))
     offsets: dict[TopicPartition, int] = {}
     batches: list[Batch] = []
     batch: dict[TopicPartition, list[Any]] = {}
-    for n, (domain, key, value, headers) in enumerate(messages, 1):
+    for n, (domain, key, value, headers) in enumerate(stream, 1):
         topic = topic_name(settings, EVENT_TOPICS[domain])
         tp = TopicPartition(topic, partitioner(key, partitions, partitions))
         offset = offsets[tp] = offsets.get(tp, -1) + 1

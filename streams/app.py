@@ -113,8 +113,7 @@ class Worker(faust.Worker):
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
-        young, middle, old = GC_THRESHOLDS
-        gc.set_threshold(young, middle, old)
+        gc.set_threshold(*GC_THRESHOLDS)
 
     def _on_startup_end_spinner(self) -> None:
         super()._on_startup_end_spinner()

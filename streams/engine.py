@@ -394,10 +394,12 @@ class Stage:
     async def _handle(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
         started = time.perf_counter()
         await self.handler(batch)
+        decided = time.perf_counter()
+        self._phases["decide"].observe(decided - started)
+        # The producer may hold the hand-over until the partition's previous batch is sent:
+        # that wait is the broker's, so it counts with the acks.
         acks = await self.sink.submit()
-        submitted = time.perf_counter()
-        self._phases["decide"].observe(submitted - started)
-        acks.add_done_callback(self._acked(submitted))
+        acks.add_done_callback(self._acked(decided))
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         count = sum(len(records) for records in batch.values())
         # Batches overlap: this one was decided while the previous one's outputs were in flight.
@@ -427,13 +429,13 @@ class Stage:
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         metrics.BATCH_RECORDS.labels(self.name).observe(count)
 
-    def _acked(self, submitted: float) -> Callable[[asyncio.Future[Any]], None]:
-        """A callback timing a batch's acknowledgements from when they were handed over (the
-        batch after it is decided meanwhile)."""
+    def _acked(self, decided: float) -> Callable[[asyncio.Future[Any]], None]:
+        """A callback timing a batch's acknowledgements from when it was decided (the batch
+        after it is decided meanwhile)."""
         histogram = self._phases["acks"]
 
         def observe(_: asyncio.Future[Any]) -> None:
-            histogram.observe(time.perf_counter() - submitted)
+            histogram.observe(time.perf_counter() - decided)
 
         return observe
 

@@ -239,8 +239,9 @@ BATCH_RECORDS = Histogram(
 )
 BATCH_PHASE_SECONDS = Histogram(
     "citygrid_batch_phase_seconds",
-    "Where a stage's batch time goes: decide (CPU, on the event loop), acks (the broker "
-    "acknowledging its outputs, while the next batch is decided), commit (its offsets).",
+    "Where a stage's batch time goes: decide (CPU, on the event loop), acks (handing its outputs "
+    "to the producer and the broker acknowledging them; the next batch is decided meanwhile), "
+    "commit (its offsets).",
     ["stage", "phase"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,

@@ -141,14 +141,3 @@ def test_the_batch_phases_are_read_from_the_workers_own_exposition() -> None:
     assert after[("merge", "records_count")] - before.get(("merge", "records_count"), 0) == 2
     line = pipeline.phases_line(before, after)
     assert line == "merge 2 batches of 200 records, mean decide 3.0 ms, acks 25.0 ms"
-
-
-def test_batch_phases_reads_values_in_any_float_notation() -> None:
-    text = (
-        'citygrid_batch_phase_seconds_sum{phase="decide",stage="ingest"} 4.5e-05\n'
-        'citygrid_batch_phase_seconds_count{phase="decide",stage="ingest"} 3.0\n'
-    )
-    assert pipeline.batch_phases(text) == {
-        ("ingest", "decide_sum"): 4.5e-05,
-        ("ingest", "decide_count"): 3.0,
-    }
