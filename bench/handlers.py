@@ -20,10 +20,13 @@ only when the handlers' output does. ``--profile`` adds one pass of each under c
 
 ``--workload far`` runs the pipeline bench's latency workload instead (every report a fresh event
 on a far-off grid cell, four a cell: one opens a task, three merge), where every report is a task
-state, a transition and a changelog record of its own.
+state, a transition and a changelog record of its own. ``--workload hot`` sends every report to
+one grid cell instead: one task that every report joins, the slot a camera reporting the same
+spot all day makes (its cost per report grows with the reports the task lists).
 
 Usage: ``.venv/bin/python bench/handlers.py [--events N] [--batch B] [--repeats R] [--rate R]
-[--offset HOURS] [--seed K] [--workload simulated|far] [--profile] [--sort tottime|cumulative]``
+[--offset HOURS] [--seed K] [--workload simulated|far|hot] [--profile]
+[--sort tottime|cumulative]``
 """
 
 from __future__ import annotations
@@ -173,8 +176,9 @@ def _input_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
 def _far_batches(settings: Settings, args: argparse.Namespace) -> list[Batch]:
     """The pipeline bench's latency workload: every report a fresh event on a far-off grid cell
     (no road), ``REPORTS_PER_PLACE`` reports a cell, so one in four opens a task and each batch
-    touches as many tasks as it has reports (the worst case for the merge stage's outputs)."""
-    places = max(1, args.events // REPORTS_PER_PLACE)
+    touches as many tasks as it has reports (the worst case for the merge stage's outputs).
+    The hot workload puts them all on one cell."""
+    places = 1 if args.workload == "hot" else max(1, args.events // REPORTS_PER_PLACE)
     step = timedelta(seconds=1 / args.rate)
     start = _START.astimezone(timezone(timedelta(hours=args.offset)))
     reports = (
@@ -291,9 +295,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workload",
         default="simulated",
-        choices=["simulated", "far"],
+        choices=["simulated", "far", "hot"],
         help="simulated: the field simulator's mix; far: the pipeline bench's latency workload "
-        "(fresh reports on far-off grid cells, four a cell)",
+        "(fresh reports on far-off grid cells, four a cell); hot: the same reports, all on one "
+        "cell (one task)",
     )
     parser.add_argument("--profile", action="store_true", help="add a cProfile top-25 per stage")
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
@@ -309,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry.index.put(road)
     config = MergeConfig()
 
-    inputs = (_far_batches if args.workload == "far" else _input_batches)(settings, args)
+    inputs = (_input_batches if args.workload == "simulated" else _far_batches)(settings, args)
     ingest = Ingest(settings, registry, _sink(_Producer(settings.partitions)))
 
     def make_ingest(sink: Sink) -> Callable[[Batch], Awaitable[None]]:
@@ -338,10 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         passes = [asyncio.run(stage.run()) for _ in range(args.repeats)]
         rows.append((name, count, passes))
 
-    what = (
-        f"{args.events:,} far-off reports ({REPORTS_PER_PLACE} a grid cell, none malformed"
-        if args.workload == "far"
-        else f"{args.events:,} simulated messages ({_BAD_RATIO:.0%} malformed, seed {args.seed}"
+    what = {
+        "far": f"{args.events:,} far-off reports ({REPORTS_PER_PLACE} a grid cell, none malformed",
+        "hot": f"{args.events:,} far-off reports (all on one grid cell, none malformed",
+    }.get(
+        args.workload,
+        f"{args.events:,} simulated messages ({_BAD_RATIO:.0%} malformed, seed {args.seed}",
     )
     lines = [
         f"{what}, {args.rate:g}/s of event time, UTC{args.offset:+g}) in batches of "

@@ -140,6 +140,11 @@ class SlotState:
     sensors: tuple[SensorTrack, ...] = ()
     feedback: frozenset[str] = frozenset()
     """Feedback applied to ``task`` (:func:`feedback_key`): a replay of one changes nothing."""
+    keys_span: tuple[datetime, datetime] | None = field(default=None, compare=False, repr=False)
+    """The oldest and newest time in ``keys`` when known (None: find them when needed). Derived,
+    never written to the changelog: :func:`decide` keeps it so that a slot with many reports
+    costs no pass over its keys per event. Whoever builds a state with other ``keys`` must leave
+    it out."""
 
     def in_task(self, event: Event) -> bool:
         """Whether ``event`` is one of the reports merged into the slot's current task."""
@@ -196,19 +201,29 @@ def _key(event: Event) -> str:
     return f"{event.device_id}\x1f{event.event_id}"
 
 
-def _prune(
-    keys: MappingProxyType[str, datetime], at: datetime, horizon: timedelta
-) -> dict[str, datetime]:
-    """A copy of ``keys`` without those older than ``horizon`` before the newest of them and
-    ``at``."""
+def _span(keys: Mapping[str, datetime]) -> tuple[datetime, datetime] | None:
     if not keys:
-        return {}
+        return None
     times = keys.values()
-    floor = max(at, *times) - horizon
-    if min(times) >= floor:
+    return min(times), max(times)
+
+
+def _prune(
+    state: SlotState, at: datetime, horizon: timedelta
+) -> tuple[dict[str, datetime], tuple[datetime, datetime] | None]:
+    """A copy of the state's keys without those older than ``horizon`` before the newest of them
+    and ``at``, and the oldest and newest time of what is left."""
+    keys = state.keys
+    span = state.keys_span or _span(keys)
+    if span is None:
+        return {}, None
+    oldest, newest = span
+    floor = max(at, newest) - horizon
+    if oldest >= floor:
         # Nothing to forget, as for almost every event: a plain copy costs half the filter.
-        return keys.copy()
-    return {k: t for k, t in keys.items() if t >= floor}
+        return keys.copy(), span
+    kept = {k: t for k, t in keys.items() if t >= floor}
+    return kept, _span(kept)
 
 
 def task_event(
@@ -400,6 +415,7 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
                 task_keys=state.task_keys,
                 sensors=sensors,
                 feedback=state.feedback,
+                keys_span=state.keys_span,
             )
             return Outcome(tracked, (), result)
         event_ids = step.event_ids
@@ -426,11 +442,13 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
         )
         result = Result.CREATED
 
-    keys = _prune(state.keys, event.occurred_at, config.dedup_horizon)
+    keys, span = _prune(state, event.occurred_at, config.dedup_horizon)
     # Every reading of a sustained run joins the task; all come from this event's device.
     joined = {f"{event.device_id}\x1f{event_id}" for event_id in event_ids}
+    at = event.occurred_at
     for joined_key in joined:
-        keys[joined_key] = event.occurred_at
+        keys[joined_key] = at
+    span = (at, at) if span is None else (min(span[0], at), max(span[1], at))
     merged = result is Result.MERGED
     new_state = SlotState(
         task=task,
@@ -439,5 +457,6 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
         task_keys=state.task_keys | joined if merged else frozenset(joined),
         sensors=sensors,
         feedback=state.feedback if merged else frozenset(),
+        keys_span=span,
     )
     return Outcome(new_state, changes, result)

@@ -873,8 +873,9 @@ def test_pruning_keeps_exactly_the_keys_within_the_dedup_horizon(
 
     keys = {k: instant(m, n) for n, (k, m) in enumerate(ages.items())}
     horizon = _minutes(horizon_minutes)
-    pruned = _prune(MappingProxyType(keys), instant(at, 0), horizon)
+    pruned, span = _prune(SlotState(keys=MappingProxyType(keys)), instant(at, 0), horizon)
     assert pruned == _prune_everything(keys, instant(at, 0), horizon)
+    assert span == ((min(pruned.values()), max(pruned.values())) if pruned else None)
 
 
 @settings(max_examples=100, deadline=None)
@@ -891,8 +892,14 @@ def test_a_slot_remembers_the_reports_of_the_dedup_horizon(reports: list[tuple[s
     remembered: dict[str, datetime] = {}
     for n, (device, minutes) in enumerate(reports):
         event = report(f"e-{n}", device_id=device, at=T0 + _minutes(minutes))
+        if n % 2:
+            # As restored from the changelog, which does not keep the keys' span.
+            state = SlotState.from_wire(loads(dumps(state.to_wire())))
+            assert state.keys_span is None
         state = decide(state, event, YULONG, config).state
         remembered[f"{device}\x1fe-{n}"] = event.occurred_at
         remembered = _prune_everything(remembered, event.occurred_at, config.dedup_horizon)
         remembered |= {f"{device}\x1fe-{n}": event.occurred_at}
         assert dict(state.keys) == remembered
+        times = remembered.values()
+        assert state.keys_span == (min(times), max(times))
