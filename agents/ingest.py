@@ -26,7 +26,7 @@ from streams.domain.merge import slot_key, slot_of_task
 from streams.domain.places import Place
 from streams.domain.signatures import DeviceKeys, signature_from_headers
 from streams.engine import Batch, Sink, placed_topic_name
-from streams.hop import KIND_HEADER, PLACE_HEADER, Kind, Origin
+from streams.hop import KIND_HEADER, ORIGIN_HEADER, PLACE_HEADER, Kind, Origin
 from streams.registry_feed import RegistryFeed
 from streams.settings import Settings
 from streams.tally import Tally
@@ -79,8 +79,9 @@ class Ingest:
             domain = domain_of_topic(self.settings, tp.topic)
             label = domain.value if domain else "unknown"
             accepted = False
+            origin = Origin.packed_prefix(tp.topic, tp.partition)
             for record in records:
-                accepted = await self._event(record, domain, label, now) or accepted
+                accepted = await self._event(record, domain, label, now, origin) or accepted
             if accepted:
                 latest.add(label)
         self.tally.apply()
@@ -89,8 +90,15 @@ class Ingest:
             metrics.LAST_EVENT.labels(label).set(stamp)
 
     async def _event(
-        self, record: ConsumerRecord[bytes, bytes], domain: Domain | None, label: str, now: datetime
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        domain: Domain | None,
+        label: str,
+        now: datetime,
+        origin: bytes,
     ) -> bool:
+        """Route one event to its slot, or dead-letter it; ``origin``: its topic partition's
+        :meth:`Origin.packed_prefix`."""
         raw = record.value
         result: Event | Rejection = decode_event(
             raw, now=now, topic_domain=domain, max_bytes=self.max_bytes
@@ -118,7 +126,11 @@ class Ingest:
             self.placed,
             raw,
             key=slot_key(place.key, result.category).encode(),
-            headers=(_EVENT_KIND, header),
+            headers=(
+                _EVENT_KIND,
+                header,
+                (ORIGIN_HEADER, Origin.packed(origin, record.offset, record.key)),
+            ),
         )
         return True
 

@@ -19,17 +19,17 @@ from aiokafka.structs import ConsumerRecord
 
 from agents.dead_letters import send_to_dlq
 from schemas.codec import Rejection, decode_accepted_event, decode_event, decode_feedback
-from schemas.enums import Domain, Source, TaskEventType
+from schemas.enums import Domain, RejectReason, Source, TaskEventType
 from schemas.event import Event
 from schemas.json import dumps, dumps_kept, loads
 from schemas.task import Task
 from streams import metrics
 from streams.cloudevents import binary_headers
-from streams.domain.merge import MergeConfig, Outcome, Result, decide
+from streams.domain.merge import MergeConfig, Outcome, Result, SlotState, decide
 from streams.domain.places import Place
 from streams.domain.tasks import Refused, on_feedback, on_tick
 from streams.engine import Batch, Sink, SlotStore
-from streams.hop import KIND_HEADER, PLACE_HEADER, Kind, Origin
+from streams.hop import KIND_HEADER, ORIGIN_HEADER, PLACE_HEADER, Kind, Origin
 from streams.settings import Settings
 from streams.tally import Tally
 from streams.topics import topic_name
@@ -230,6 +230,9 @@ class Merge:
         key = record.key
         state = self.store.get(partition, key)
         outcome = decide(state, event, place, self.config)
+        if outcome.result is Result.FULL:
+            await self._refuse_full(record, state)
+            return
         if outcome.result is Result.DUPLICATE:
             # A replay after a crash finds its effects already in the store, but the outputs of
             # that moment may not have reached the broker: write the task's state again (the
@@ -241,6 +244,25 @@ class Merge:
             await self._store_and_publish(partition, key, outcome)
         lag = (now - event.occurred_at).total_seconds()
         self._count(outcome, event.domain, lag, event.source)
+
+    async def _refuse_full(self, record: ConsumerRecord[bytes, bytes], state: SlotState) -> None:
+        """Dead-letter a report its task has no room for, as ingest would have (the original's
+        topic, partition and offset come with the hop record)."""
+        task_id = state.task.task_id if state.task is not None else "?"
+        rejection = Rejection(
+            RejectReason.TASK_FULL,
+            f"task {task_id} lists {self.config.max_task_reports} reports, the most a task takes "
+            "(CITYGRID_MAX_TASK_REPORTS)",
+        )
+        self.tally.add(metrics.EVENTS_REJECTED, rejection.reason.value)
+        packed = dict(record.headers or ()).get(ORIGIN_HEADER)
+        # Hop records of a worker before the origin header: the hop's own coordinates.
+        origin = (
+            Origin(record.topic, record.partition, record.offset, record.key)
+            if packed is None
+            else Origin.unpack(packed)
+        )
+        await send_to_dlq(self.sink, self.dlq, rejection, origin, record.value)
 
     def _decode(self, raw: bytes, now: datetime) -> Event | None:
         try:

@@ -129,6 +129,8 @@ class RejectReason(StrEnum):
     """A message larger than ``CITYGRID_MAX_MESSAGE_BYTES``; not parsed at all."""
     BAD_SIGNATURE = "bad_signature"
     """A registered device's event without a valid signature."""
+    TASK_FULL = "task_full"
+    """A report for a task that already lists ``CITYGRID_MAX_TASK_REPORTS`` reports."""
 
 
 class TaskEventType(StrEnum):

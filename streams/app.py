@@ -199,6 +199,7 @@ merge_config = MergeConfig(
     dedup_horizon=timedelta(seconds=settings.dedup_horizon),
     time_limits=MappingProxyType(settings.time_limit_minutes),
     calendar=calendar,
+    max_task_reports=settings.max_task_reports,
 )
 
 kpi_topic = app.topic(

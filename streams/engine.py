@@ -51,6 +51,7 @@ from streams.settings import Settings
 from streams.topics import ENVELOPE_BYTES, MAX_INPUT_BYTES, kafka_client_options
 
 __all__ = [
+    "SLOT_RECORD_BYTES",
     "Batch",
     "Outbox",
     "Sink",
@@ -101,6 +102,12 @@ Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 Headers = Sequence[tuple[str, bytes]]
 
 
+SLOT_RECORD_BYTES = 16 * 1024 * 1024
+"""Largest slot record the changelog takes (its ``max.message.bytes``). A slot keeps its task's
+report keys and every key of the dedup horizon: at ``CITYGRID_MAX_TASK_REPORTS`` (5,000) of the
+longest ids a task's keys alone are about 2.4 MB, past the 1 MiB a broker takes by default."""
+
+
 def placed_topic_name(settings: Settings) -> str:
     """The one repartition hop, keyed by slot (see :mod:`streams.hop`)."""
     return f"{settings.app_id}-placed"
@@ -123,7 +130,10 @@ async def ensure_internal_topics(settings: Settings) -> None:
         placed_topic_name(settings): {
             "max.message.bytes": str(MAX_INPUT_BYTES + ENVELOPE_BYTES),
         },
-        changelog_topic_name(settings): {"cleanup.policy": "compact"},
+        changelog_topic_name(settings): {
+            "cleanup.policy": "compact",
+            "max.message.bytes": str(SLOT_RECORD_BYTES),
+        },
     }
     admin = AIOKafkaAdminClient(**kafka_client_options(settings), client_id="citygrid-engine")
     try:
@@ -182,9 +192,12 @@ class Outbox:
             # they form full produce requests anyway, and the flush does not wait out a timer.
             linger_ms=0,
             max_batch_size=512 * 1024,
-            # A dead letter or hop record of the largest input, with its headers, must fit.
+            # A dead letter or hop record of the largest input, with its headers, must fit, and
+            # the largest slot (in a batch of its own).
             max_request_size=max(
-                2 * (MAX_INPUT_BYTES + ENVELOPE_BYTES), 2 * self.settings.max_message_bytes
+                2 * (MAX_INPUT_BYTES + ENVELOPE_BYTES),
+                2 * self.settings.max_message_bytes,
+                SLOT_RECORD_BYTES + ENVELOPE_BYTES,
             ),
         )
         await self._producer.start()
@@ -595,6 +608,7 @@ class SlotStore:
             group_id=None,
             enable_auto_commit=False,
             client_id=f"{self.settings.app_id}-restore",
+            max_partition_fetch_bytes=SLOT_RECORD_BYTES + ENVELOPE_BYTES,
         )
         await consumer.start()
         records = 0

@@ -648,6 +648,7 @@ def merge_config_of(settings: Settings) -> MergeConfig:
         merge_window=timedelta(seconds=settings.merge_window),
         rebound_horizon=timedelta(seconds=settings.rebound_horizon),
         dedup_horizon=timedelta(seconds=settings.dedup_horizon),
+        max_task_reports=settings.max_task_reports,
     )
 
 

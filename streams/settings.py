@@ -167,6 +167,12 @@ class Settings:
         DEFAULT_MAX_MESSAGE_BYTES,
         "Input messages larger than this are dead-lettered as `too_large` without parsing.",
     )
+    max_task_reports: int = _setting(
+        5000,
+        "Most reports one task lists. A further report that would join it is dead-lettered as "
+        "`task_full` (a device reporting one spot all day), so no task's state or slot outgrows "
+        "a Kafka record.",
+    )
     batch_size: int = _setting(
         2000,
         "Most records the ingest and merge stages take per batch (larger: more throughput, "
@@ -178,6 +184,10 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be at least 1, got {self.partitions}")
         if self.batch_size < 1:
             raise SettingsError(f"{ENV_PREFIX}BATCH_SIZE must be at least 1, got {self.batch_size}")
+        if self.max_task_reports < 1:
+            raise SettingsError(
+                f"{ENV_PREFIX}MAX_TASK_REPORTS must be at least 1, got {self.max_task_reports}"
+            )
         if self.replication_factor < 1:
             raise SettingsError(
                 f"{ENV_PREFIX}REPLICATION_FACTOR must be at least 1, got {self.replication_factor}"

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.json import loads
 from streams.brokers import free_port
 from streams.registry import DEMO_REGISTRY, load_registry_file, publish_roads
 from streams.settings import Settings
@@ -148,6 +149,22 @@ async def consume(
     finally:
         await consumer.stop()
     return records
+
+
+def latest_states(settings: Settings, within: float = 2.0) -> dict[str, dict[str, Any]]:
+    """Every task's latest state on ``city.tasks.state``, by task id (what a console keeps)."""
+    records = run(
+        consume(
+            settings.bootstrap_servers,
+            f"{settings.topic_prefix}city.tasks.state",
+            expect=10_000,
+            within=within,
+        )
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        latest[record.key.decode()] = loads(record.value)
+    return latest
 
 
 def run(coro: Any) -> Any:

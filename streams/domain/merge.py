@@ -12,7 +12,8 @@ Rules, in order:
    then every reading of the run joins the task.
 3. A report merges into the slot's task while that task is open; into a closed task when it
    happened before the close, or within the merge window of the task's first report (late
-   copies of a quickly closed incident). A cancelled task takes nothing.
+   copies of a quickly closed incident). A cancelled task takes nothing. A task that lists
+   ``max_task_reports`` reports takes no more: the report is refused (``Result.FULL``).
 4. Otherwise a new task opens. When the slot's last task was *closed* within the rebound horizon,
    the new task is a rebound of it (``rebound_of``).
 5. Priority comes from domain and severity and is raised, never lowered, by later reports.
@@ -93,6 +94,10 @@ class MergeConfig:
     """Handling time limits in minutes by category code, overriding the category table."""
     calendar: Calendar = WALL_CLOCK
     """The working-time calendar the limits are counted on."""
+    max_task_reports: int = 5000
+    """Most event ids a task lists; a report that would join a task listing this many is
+    refused (:attr:`Result.FULL`). A task's state and its slot are single Kafka records: without
+    a bound, a device reporting one spot all day would grow them past what a topic takes."""
 
     def clock_for(self, category: Category) -> Calendar:
         """The clock a category's time limit runs on: the wall clock for emergencies."""
@@ -121,6 +126,9 @@ class Result(StrEnum):
     """A sensor reading under the threshold."""
     CHANGED = "changed"
     """Feedback or the deadline clock moved the task (see :mod:`streams.domain.tasks`)."""
+    FULL = "full"
+    """A report that would join a task already listing ``max_task_reports`` reports: refused,
+    the slot unchanged (the merge stage dead-letters it)."""
 
 
 _EMPTY_KEYS: MappingProxyType[str, datetime] = MappingProxyType({})
@@ -434,6 +442,8 @@ def decide(state: SlotState, event: Event, place: Place, config: MergeConfig) ->
         )
     )
     if task is not None and joins:
+        if len(task.event_ids) >= config.max_task_reports:
+            return Outcome(state, (), Result.FULL)
         task, changes, seq = _merge(state, task, event, event_ids)
         result = Result.MERGED
     else:

@@ -15,7 +15,7 @@ import pytest
 from schemas.json import dumps, loads
 from streams.settings import Settings
 from tests.factories import event_dict, feedback_dict
-from tests.harness import WorkerProcess, consume, deploy, produce, run, sample
+from tests.harness import WorkerProcess, consume, deploy, latest_states, produce, run, sample
 
 
 @pytest.fixture
@@ -40,18 +40,7 @@ def deployment(
 
 
 def _states(settings: Settings) -> dict[str, dict[str, Any]]:
-    records = run(
-        consume(
-            settings.bootstrap_servers,
-            f"{settings.topic_prefix}city.tasks.state",
-            expect=10_000,
-            within=1,
-        )
-    )
-    latest: dict[str, dict[str, Any]] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        latest[record.key.decode()] = loads(record.value)
-    return latest
+    return latest_states(settings, within=1)
 
 
 def _until(settings: Settings, check: Any, within: float = 60) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from schemas.json import loads
 from streams.domain.merge import slot_key, slot_of_task, task_id_for
 from streams.scenario import SCENARIO_DIR
 from streams.settings import Settings
-from tests.harness import REPO, WorkerProcess, consume, deploy, run, sample
+from tests.harness import REPO, WorkerProcess, consume, deploy, latest_states, run, sample
 
 RUN = "itest"
 
@@ -67,21 +67,6 @@ def _simulate(settings: Settings, scenario: str, *, code: int = 0) -> str:
     return output
 
 
-def _states(settings: Settings) -> dict[str, dict[str, Any]]:
-    records = run(
-        consume(
-            settings.bootstrap_servers,
-            f"{settings.topic_prefix}city.tasks.state",
-            expect=10_000,
-            within=2,
-        )
-    )
-    latest: dict[str, dict[str, Any]] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        latest[record.key.decode()] = loads(record.value)
-    return latest
-
-
 def test_the_shipped_stories_play_out_on_a_real_worker(
     deployment: tuple[Settings, WorkerProcess],
 ) -> None:
@@ -91,7 +76,7 @@ def test_the_shipped_stories_play_out_on_a_real_worker(
     assert "✓ as expected" in vending_output
     assert bin_output.count("✓ as expected") == 2, bin_output
 
-    states = _states(settings)
+    states = latest_states(settings)
     by_slot: dict[str, list[dict[str, Any]]] = {}
     for task in states.values():
         by_slot.setdefault(str(slot_of_task(task["task_id"])), []).append(task)
@@ -131,4 +116,4 @@ def test_the_shipped_stories_play_out_on_a_real_worker(
     # Played again, the stall would merge into the closed task: refused before anything is sent.
     again = _simulate(settings, "vending-stall", code=1)
     assert "the worker already has tasks at yulong-st~4001" in again
-    assert len(_states(settings)) == len(states)
+    assert len(latest_states(settings)) == len(states)

@@ -163,3 +163,50 @@ async def test_merge_skips_a_placed_event_that_no_longer_decodes(
         "unit-slots-changelog",
     ]
     assert caplog.text.count("placed event no longer decodes") == 2
+
+
+async def test_merge_dead_letters_a_report_its_full_task_has_no_room_for(
+    registry: RegistryFeed,
+) -> None:
+    ingest_sink, merge_sink = RecordingSink(), RecordingSink()
+    reports = [
+        event_bytes(
+            domain="sanitation",
+            category="3001",
+            location={"road_id": "yulong-st"},
+            event_id=f"e-{n}",
+        )
+        for n in range(3)
+    ]
+    await Ingest(SETTINGS, registry, ingest_sink)(  # type: ignore[arg-type]
+        _batch("t.city.events.sanitation", *reports, key=b"cam-9")
+    )
+    tp = TopicPartition("unit-placed", 0)
+    records = [
+        ConsumerRecord("unit-placed", 0, i, 0, 0, s["key"], s["value"], None, 1, 1, s["headers"])
+        for i, s in enumerate(ingest_sink.sent)
+    ]
+    store = SlotStore(SETTINGS, merge_sink)  # type: ignore[arg-type]
+    store.hold(0)
+    rejected_before = _total(metrics.EVENTS_REJECTED)
+    accepted_before = _total(metrics.EVENTS_ACCEPTED)
+    merge = Merge(
+        SETTINGS,
+        MergeConfig(merge_window=timedelta(hours=1), max_task_reports=2),
+        store,
+        merge_sink,  # type: ignore[arg-type]
+    )
+    await merge({tp: records})  # type: ignore[arg-type]
+    [dead] = [s for s in merge_sink.sent if s["topic"] == "t.city.events.dlq"]
+    # The original message: its bytes, its key, and where ingest read it.
+    assert (dead["key"], dead["value"]) == (b"cam-9", reports[2])
+    headers = dict(dead["headers"])
+    assert headers["citygrid.error.reason"] == b"task_full"
+    assert headers["citygrid.error.topic"] == b"t.city.events.sanitation"
+    assert (headers["citygrid.error.partition"], headers["citygrid.error.offset"]) == (b"0", b"2")
+    assert b"lists 2 reports" in headers["citygrid.error.detail"]
+    state = store.get(0, b"yulong-st~3001")
+    assert state.task is not None
+    assert state.task.event_ids == ("e-0", "e-1")
+    assert _total(metrics.EVENTS_REJECTED) == rejected_before + 1
+    assert _total(metrics.EVENTS_ACCEPTED) == accepted_before + 2

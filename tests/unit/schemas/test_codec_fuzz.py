@@ -143,6 +143,7 @@ def test_a_stream_holds_every_family_on_every_input_topic_and_all_are_refused() 
         RejectReason.UNKNOWN_TASK,
         RejectReason.INVALID_TRANSITION,
         RejectReason.BAD_SIGNATURE,
+        RejectReason.TASK_FULL,
     }
     assert codec_reasons <= set(reasons), reasons
 

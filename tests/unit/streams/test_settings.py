@@ -48,6 +48,7 @@ def test_faust_variables_are_not_settings() -> None:
     [
         ("CITYGRID_PARTITIONS", "many", "CITYGRID_PARTITIONS"),
         ("CITYGRID_PARTITIONS", "0", "at least 1"),
+        ("CITYGRID_MAX_TASK_REPORTS", "0", "MAX_TASK_REPORTS must be at least 1"),
         ("CITYGRID_WEB_PORT", "70000", "TCP port"),
         ("CITYGRID_MERGE_WINDOW", "soon", "not a duration"),
         ("CITYGRID_SECURITY_PROTOCOL", "TLS", "SASL_SSL"),

@@ -520,6 +520,35 @@ def test_a_category_window_overrides_the_default(monkeypatch: pytest.MonkeyPatch
     assert _task(outcome.state).rebound_of == closed.task_id
 
 
+# --- a full task ----------------------------------------------------------------------------
+
+
+def test_a_task_listing_the_most_reports_refuses_another_and_keeps_its_slot() -> None:
+    config = MergeConfig(max_task_reports=3)
+    state, outcomes = fold([report(f"e{n}", at=T0 + _minutes(n)) for n in range(4)], config=config)
+    assert [o.result for o in outcomes] == [Result.CREATED] + [Result.MERGED] * 2 + [Result.FULL]
+    full = outcomes[-1]
+    assert full.changes == ()
+    assert full.state is outcomes[-2].state
+    assert _task(state).event_ids == ("e0", "e1", "e2")
+    # A repeat of a listed report is still a duplicate, not refused.
+    assert decide(state, report("e1"), YULONG, config).result is Result.DUPLICATE
+
+
+def test_a_full_task_refuses_late_reports_but_a_new_incident_opens_a_task() -> None:
+    config = MergeConfig(max_task_reports=2)
+    state, _ = fold([report("e0"), report("e1", at=T0 + _minutes(1))], config=config)
+    closed_at = T0 + _minutes(5)
+    state = replace(state, task=replace(_task(state), status=Status.CLOSED, closed_at=closed_at))
+    # Before the close: it would join the closed task, which has no room.
+    assert decide(state, report("late", at=T0 + _minutes(2)), YULONG, config).result is Result.FULL
+    # After the close and past the merge window: a rebound, a task of its own.
+    later = T0 + config.window_for(CATEGORIES["4001"]) + _minutes(1)
+    outcome = decide(state, report("next", at=later), YULONG, config)
+    assert outcome.result is Result.CREATED
+    assert _task(outcome.state).rebound_of == _task(state).task_id
+
+
 # --- task ids -------------------------------------------------------------------------------
 
 
