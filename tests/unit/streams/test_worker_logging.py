@@ -11,6 +11,7 @@ import pytest
 from faust.utils.terminal.spinners import SpinnerHandler
 
 from streams.app import GC_THRESHOLDS, Worker, create_app
+from streams.logs import RepeatFilter
 from streams.settings import Settings
 
 
@@ -40,6 +41,11 @@ def test_the_root_logger_is_back_at_the_chosen_level_once_started(
     assert root_logger.level == level
     assert not any(isinstance(h, SpinnerHandler) for h in root_logger.handlers)
     assert not logging.getLogger("agents.merge").isEnabledFor(level - 1)
+    # Every handler holds back the Kafka clients' repeated complaints, with one shared memory.
+    filters = {
+        id(f) for h in root_logger.handlers for f in h.filters if isinstance(f, RepeatFilter)
+    }
+    assert root_logger.handlers and len(filters) == 1
 
 
 @pytest.fixture
