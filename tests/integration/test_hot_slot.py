@@ -18,7 +18,7 @@ from tests.factories import event_dict
 from tests.harness import consume, deploy, latest_states, run
 
 MOST = 3000
-"""The task's bound here: with the longest ids below, its slot is about 1.3 MB."""
+"""The task's bound here: with the longest ids below, its slot is about 1.7 MB."""
 EXTRA = 20
 DEVICE = "cam-" + "h" * 60
 """64 characters, the longest device id the contract allows."""
